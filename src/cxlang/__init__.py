@@ -1,0 +1,38 @@
+"""cxlang: parallel handler parameters for Python, and the CX language that compiles to them.
+
+The public surface is deliberately small; everything else lives in the subpackages.
+"""
+
+from ._version import __version__
+from .runtime import (
+    BranchOutcome,
+    Event,
+    EventRef,
+    ExecutionContext,
+    Failure,
+    HandlerParameterError,
+    ParallelExecutionResult,
+    ProcessHandlerError,
+    QueueFull,
+    Runtime,
+    RuntimeClosed,
+    Subscription,
+    current_context,
+)
+
+__all__ = [
+    "BranchOutcome",
+    "Event",
+    "EventRef",
+    "ExecutionContext",
+    "Failure",
+    "HandlerParameterError",
+    "ParallelExecutionResult",
+    "ProcessHandlerError",
+    "QueueFull",
+    "Runtime",
+    "RuntimeClosed",
+    "Subscription",
+    "__version__",
+    "current_context",
+]

@@ -1,0 +1,1 @@
+"""The ``cx`` command line."""

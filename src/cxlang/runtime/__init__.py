@@ -1,0 +1,45 @@
+"""The runtime: event bus, parallel handler coordinator, task pool and execution context.
+
+It knows nothing of CX syntax; the library API (``cxlang.Runtime``) is all of it.
+"""
+
+from .bus import SYSTEM_ERROR, EventBus
+from .context import ExecutionContext, current_context
+from .coordinator import BranchStream, ParallelHandlerCoordinator
+from .errors import HandlerParameterError, ProcessHandlerError, QueueFull, RuntimeClosed
+from .events import Event, EventPattern
+from .handlers import HandlerKind, Subscription
+from .mapper import PayloadPropertyMapper
+from .outcomes import BranchOutcome, BranchTiming, Failure, FailureKind, ParallelExecutionResult
+from .pool import ParallelTaskPool
+from .resolver import EventRef, HandlerParameterResolver, HandlerParameters, ServiceCallPlan
+from .runtime import Runtime
+
+__all__ = [
+    "SYSTEM_ERROR",
+    "BranchOutcome",
+    "BranchStream",
+    "BranchTiming",
+    "Event",
+    "EventBus",
+    "EventPattern",
+    "EventRef",
+    "ExecutionContext",
+    "Failure",
+    "FailureKind",
+    "HandlerKind",
+    "HandlerParameterError",
+    "HandlerParameterResolver",
+    "HandlerParameters",
+    "ParallelExecutionResult",
+    "ParallelHandlerCoordinator",
+    "ParallelTaskPool",
+    "PayloadPropertyMapper",
+    "ProcessHandlerError",
+    "QueueFull",
+    "Runtime",
+    "RuntimeClosed",
+    "ServiceCallPlan",
+    "Subscription",
+    "current_context",
+]

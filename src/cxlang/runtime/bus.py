@@ -1,0 +1,262 @@
+"""The in-process event bus: subscribe, emit, dispatch in FIFO order.
+
+``emit`` only enqueues. Dispatch happens when the emitting code finishes or suspends: a drain
+scheduled with ``call_soon`` takes events off the queue in order and starts each event's handlers
+in subscription order (:func:`.handlers.start_handler`). A handler that never suspends runs to
+completion before the next one starts, so programs that do not wait on anything print in a
+deterministic order; a handler that suspends continues as a task and lets the drain go on.
+
+A failing handler never stops the bus: it is logged and reported as ``system.error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from .context import ExecutionContext, current_context
+from .errors import QueueFull, RuntimeClosed
+from .events import Event, EventPattern
+from .handlers import Handler, Running, Subscription, classify, start_handler
+from .pool import ParallelTaskPool
+
+__all__ = ["SYSTEM_ERROR", "EventBus"]
+
+SYSTEM_ERROR = "system.error"
+_DRAIN_BATCH = 2048  # events per loop iteration, so a flood of events cannot starve the loop
+
+logger = logging.getLogger("cxlang.bus")
+
+
+class EventBus:
+    """Named events between handlers in one process."""
+
+    def __init__(self, pool: ParallelTaskPool, *, max_queue: int = 100_000) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {max_queue}")
+        self.pool = pool
+        self.max_queue = max_queue
+        self.handled = 0
+        self._subscriptions: list[Subscription] = []
+        self._dispatch: dict[str, tuple[Subscription, ...]] = {}
+        self._queue: deque[Event] = deque()
+        self._running: dict[asyncio.Future[Any], _FinishedHandler] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain_scheduled = False
+        self._room_waiters: deque[asyncio.Future[None]] = deque()
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._closed = False
+
+    # Subscribing -----------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        pattern: str,
+        handler: Handler,
+        *,
+        entity: str | None = None,
+        cpu_bound: bool = False,
+        inline: bool = False,
+    ) -> Subscription:
+        kind = classify(handler, cpu_bound=cpu_bound, inline=inline)
+        sub = Subscription(EventPattern(pattern), handler, kind, entity, self._remove)
+        self._subscriptions.append(sub)
+        self._dispatch.clear()
+        return sub
+
+    def unsubscribe(self, handler: Handler | Subscription) -> int:
+        """Remove a subscription, or every subscription of a handler; returns how many."""
+        found = [s for s in self._subscriptions if s is handler or s.callback is handler]
+        for sub in found:
+            sub.cancel()
+        return len(found)
+
+    def _remove(self, sub: Subscription) -> None:
+        self._subscriptions.remove(sub)
+        self._dispatch.clear()
+
+    def handlers_for(self, name: str) -> tuple[Subscription, ...]:
+        """The subscriptions an event called *name* reaches, in subscription order (cached)."""
+        subs = self._dispatch.get(name)
+        if subs is None:
+            subs = tuple(s for s in self._subscriptions if s.pattern.matches(name))
+            self._dispatch[name] = subs
+        return subs
+
+    # Emitting --------------------------------------------------------------------------------
+
+    def make_event(self, name: str, payload: dict[str, Any] | None) -> Event:
+        """A new event whose causal parent is the event being handled right now, if any."""
+        ctx = current_context()
+        if ctx.event_id is None:
+            return Event(name, payload)
+        return Event(name, payload, parent_id=ctx.event_id, depth=ctx.depth + 1)
+
+    def emit(self, name: str, payload: dict[str, Any] | None = None) -> Event:
+        """Queue an event and return at once; raises :class:`QueueFull` at the bound."""
+        event = self.make_event(name, payload)
+        self.enqueue(event)
+        return event
+
+    async def emit_async(self, name: str, payload: dict[str, Any] | None = None) -> Event:
+        """Queue an event, waiting for room while the queue is at its bound (backpressure)."""
+        event = self.make_event(name, payload)
+        while len(self._queue) >= self.max_queue:
+            room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._room_waiters.append(room)
+            self._schedule_drain()
+            await room
+        self.enqueue(event)
+        return event
+
+    def enqueue(self, event: Event) -> None:
+        if self._closed:
+            raise RuntimeClosed(f"cannot emit {event.name!r}: the runtime is closed")
+        if len(self._queue) >= self.max_queue:
+            raise QueueFull(
+                f"cannot emit {event.name!r}: the event queue is full ({self.max_queue:,} events "
+                "waiting). From async code use 'await emit_async(...)' to wait for room, or raise "
+                "the bound with max_queue=..."
+            )
+        loop = asyncio.events._get_running_loop()
+        if loop is None and self._loop is not None and self._loop.is_running():
+            # Emitted from a handler's worker thread: hand the event to the loop's thread.
+            self._loop.call_soon_threadsafe(self._append, event)
+            return
+        self._append(event)
+
+    def _append(self, event: Event) -> None:
+        self._queue.append(event)
+        if not self._drain_scheduled:
+            self._schedule_drain()
+
+    def _schedule_drain(self) -> None:
+        loop = asyncio.events._get_running_loop()
+        if loop is None or self._drain_scheduled:
+            return  # nothing runs yet: run_until_idle() starts the drain
+        self._loop = loop
+        self._drain_scheduled = True
+        loop.call_soon(self._drain)
+
+    # Dispatching -----------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        queue = self._queue
+        dispatch = self._dispatch
+        pool = self.pool
+        budget = _DRAIN_BATCH
+        while queue and budget:
+            budget -= 1
+            event = queue.popleft()
+            subs = dispatch.get(event.name)
+            if subs is None:
+                subs = self.handlers_for(event.name)
+            self.handled += 1
+            for sub in subs:
+                context = ExecutionContext(
+                    sub.entity, None, None, event.id, event.name, event.depth
+                )
+                try:
+                    started = start_handler(sub, event, context, pool)
+                except Exception as exc:
+                    self.report_failure(event, sub, exc)
+                    continue
+                if type(started) is Running:
+                    finished = _FinishedHandler(self, event, sub)
+                    self._running[started.future] = finished
+                    started.future.add_done_callback(finished)
+        if queue:
+            self._schedule_drain()
+        self._wake_room_waiters()
+        self._check_idle()
+
+    def _wake_room_waiters(self) -> None:
+        room = self.max_queue - len(self._queue)
+        while self._room_waiters and room > 0:
+            waiter = self._room_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                room -= 1
+
+    def report_failure(self, event: Event, sub: Subscription, exc: BaseException) -> None:
+        """Log a handler's failure and emit ``system.error`` (never for ``system.error`` itself)."""
+        trace = exc if logger.isEnabledFor(logging.DEBUG) else None  # tracebacks on request
+        logger.error("handler %s failed on %s: %r", sub.name, event.name, exc, exc_info=trace)
+        if event.name != SYSTEM_ERROR and not self._closed:
+            payload = {"event": event.name, "handler": sub.name, "error": str(exc),
+                       "type": type(exc).__name__}
+            try:
+                self.enqueue(Event(SYSTEM_ERROR, payload, parent_id=event.id,
+                                   depth=event.depth + 1))
+            except QueueFull:
+                logger.error("system.error for %s dropped: the event queue is full", event.name)
+
+    # Waiting ---------------------------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue and not self._running
+
+    @property
+    def running_count(self) -> int:
+        return len(self._running)
+
+    async def run_until_idle(self) -> None:
+        """Wait until no event is queued and no handler started by the bus is running."""
+        if self._queue:
+            self._schedule_drain()
+        if self.idle and not self._drain_scheduled:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._idle_waiters.append(waiter)
+        await waiter
+
+    def _check_idle(self) -> None:
+        if self._idle_waiters and self.idle and not self._drain_scheduled:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def running_handlers(self) -> list[str]:
+        """Describe what is still running, for messages such as a run's time limit."""
+        return [f"{h.sub.name} (on {h.event.name})" for h in self._running.values()]
+
+    async def cancel_running(self) -> None:
+        """Cancel every handler the bus started and wait for them to finish."""
+        for future in list(self._running):
+            future.cancel()
+        if self._running:
+            await asyncio.wait(list(self._running))
+
+    def close(self) -> None:
+        self._closed = True
+        self._queue.clear()
+
+    def _handler_finished(
+        self, event: Event, sub: Subscription, future: asyncio.Future[Any]
+    ) -> None:
+        self._running.pop(future, None)
+        if not future.cancelled():
+            exc = future.exception()
+            if exc is not None:
+                self.report_failure(event, sub, exc)
+        self._check_idle()
+
+
+class _FinishedHandler:
+    """Done callback of a suspended handler: remembers which event and handler it was."""
+
+    __slots__ = ("bus", "event", "sub")
+
+    def __init__(self, bus: EventBus, event: Event, sub: Subscription) -> None:
+        self.bus = bus
+        self.event = event
+        self.sub = sub
+
+    def __call__(self, future: asyncio.Future[Any]) -> None:
+        self.bus._handler_finished(self.event, self.sub, future)
+

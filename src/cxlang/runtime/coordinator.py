@@ -1,0 +1,439 @@
+"""ParallelHandlerCoordinator: run every handler parameter of a call at once.
+
+One call is one :class:`_ParallelCall`. Each parameter is a *branch*; each handler subscribed to
+the parameter's event is a *unit* of that branch. Units start eagerly (a handler that never
+suspends finishes inside ``start``, with no task and no timer), in declaration order, as long as
+the call's ``max_concurrency`` and the pool's budget allow; the rest wait in a queue and start as
+others finish. A unit that suspends gets its own timer: when it fires, that unit alone is
+cancelled (its ``finally`` runs) and its branch fails with ``timeout``.
+
+The guarantees are those of a task group: cancelling the caller cancels every branch, and the
+call does not return, normally or by exception, while any unit it started is still running.
+Unlike a task group, a failing branch does not cancel its siblings unless the call is
+``fail_fast``: the failure is recorded and the others' results are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .bus import EventBus
+from .context import ExecutionContext
+from .events import Event, new_id
+from .handlers import Running, Subscription, start_handler
+from .mapper import PayloadPropertyMapper
+from .outcomes import BranchOutcome, Failure, ParallelExecutionResult
+from .resolver import HandlerParameters
+
+__all__ = ["BranchStream", "ParallelHandlerCoordinator"]
+
+_monotonic = time.monotonic
+
+
+class ParallelHandlerCoordinator:
+    """Runs parallel handler parameters over the handlers subscribed on *bus*."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        default_timeout: float = 30.0,
+        mapper: PayloadPropertyMapper | None = None,
+    ) -> None:
+        self.bus = bus
+        self.default_timeout = _check_timeout(default_timeout)
+        self.mapper = mapper or PayloadPropertyMapper()
+
+    def _call(
+        self,
+        parameters: HandlerParameters,
+        payload: Mapping[str, Any] | None,
+        timeout: float | None,
+        max_concurrency: int | None,
+        fail_fast: bool,
+        on_outcome: Callable[[BranchOutcome], None] | None = None,
+    ) -> _ParallelCall:
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        limit = self.default_timeout if timeout is None else _check_timeout(timeout)
+        source = payload if isinstance(payload, dict) else dict(payload or {})
+        branches = [(name, self.bus.make_event(event, source)) for name, event in parameters.pairs]
+        return _ParallelCall(self.bus, branches, source, limit, max_concurrency, fail_fast,
+                             on_outcome)
+
+    async def emit_parallel(self, events: list[Event]) -> list[list[Any]]:
+        """Dispatch *events* to their handlers all at once and wait for every handler.
+
+        Unlike a parallel call this is plain event delivery: no timeout, no ``no_handler``, and a
+        failing handler is reported as ``system.error`` (its slot in the result holds the
+        :class:`Failure`). Returns each event's handler results in subscription order.
+        """
+        call = _ParallelCall(self.bus, [(e.name, e) for e in events], {}, math.inf, None,
+                             False, None, report_failures=True)
+        call.start()
+        if call.open:
+            await call.wait()
+        return [branch.values for branch in call.branches]
+
+    async def run(
+        self,
+        parameters: HandlerParameters,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+    ) -> ParallelExecutionResult:
+        """Run every parameter's handlers at once over *payload*; see the module docstring.
+
+        *timeout* is per handler, in seconds (``None``: the coordinator's default; ``math.inf``:
+        none).
+        """
+        call = self._call(parameters, payload, timeout, max_concurrency, fail_fast)
+        call.start()
+        if call.open:
+            await call.wait()
+        return call.result(self.mapper)
+
+    def stream(
+        self,
+        parameters: HandlerParameters,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+    ) -> BranchStream:
+        """Like :meth:`run`, but yields ``(name, outcome)`` as each branch finishes."""
+        stream = BranchStream(self.mapper)
+        stream._call = self._call(parameters, payload, timeout, max_concurrency, fail_fast,
+                                  stream._push)
+        return stream
+
+
+def _check_timeout(timeout: float) -> float:
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return timeout
+
+
+class _Branch:
+    """One handler parameter: its event, its units' results, its first failure."""
+
+    __slots__ = ("event", "failure", "finished", "index", "name", "pending", "started", "values")
+
+    def __init__(self, index: int, name: str, event: Event, handlers: int) -> None:
+        self.index = index
+        self.name = name
+        self.event = event
+        self.pending = handlers
+        self.values: list[Any] = [None] * handlers
+        self.failure: Failure | None = None
+        self.started = 0.0
+        self.finished = 0.0
+
+    def value(self) -> Any:
+        if self.failure is not None:
+            return None
+        # One subscriber gives its value; several give a list in subscription order.
+        return self.values[0] if len(self.values) == 1 else self.values
+
+
+class _Unit:
+    """One handler of one branch, while it runs as a task or on the pool."""
+
+    __slots__ = ("branch", "call", "future", "index", "sub", "timed_out", "timer")
+
+    def __init__(self, call: _ParallelCall, branch: _Branch, index: int, sub: Subscription) -> None:
+        self.call = call
+        self.branch = branch
+        self.index = index
+        self.sub = sub
+        self.future: asyncio.Future[Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.timed_out = False
+
+    def time_out(self) -> None:
+        self.timed_out = True
+        if self.future is not None:
+            self.future.cancel()
+
+    def settle(self, future: asyncio.Future[Any]) -> None:
+        self.call._settle_unit(self, future)
+
+
+class _ParallelCall:
+    __slots__ = ("_granted_pending", "_pumping", "_settled", "_waiter", "branches", "bus",
+                 "cap", "execution_id", "fail_fast", "loop", "on_outcome", "open", "outcomes",
+                 "payload", "queue", "report_failures", "running", "running_units", "stop_reason",
+                 "timeout")
+
+    def __init__(
+        self,
+        bus: EventBus,
+        branches: list[tuple[str, Event]],
+        payload: dict[str, Any],
+        timeout: float,
+        cap: int | None,
+        fail_fast: bool,
+        on_outcome: Callable[[BranchOutcome], None] | None,
+        *,
+        report_failures: bool = False,
+    ) -> None:
+        self.bus = bus
+        self.loop = asyncio.get_running_loop()
+        self.execution_id = new_id()
+        self.payload = payload
+        self.timeout = timeout
+        self.cap = cap
+        self.fail_fast = fail_fast
+        self.on_outcome = on_outcome
+        self.branches: list[_Branch] = []
+        self.report_failures = report_failures
+        self.outcomes: list[BranchOutcome | None] = [None] * len(branches)
+        self.open = len(branches)
+        self.queue: deque[_Unit] = deque()
+        self.running = 0
+        self.running_units: set[_Unit] = set()
+        self.stop_reason: str | None = None
+        self._pumping = False
+        self._granted_pending = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._settled: asyncio.Future[None] | None = None
+        handlers_for = bus.handlers_for
+        queue = self.queue
+        for index, (name, event) in enumerate(branches):
+            subs = handlers_for(event.name)
+            branch = _Branch(index, name, event, len(subs))
+            self.branches.append(branch)
+            for i, sub in enumerate(subs):
+                queue.append(_Unit(self, branch, i, sub))
+
+    # Starting --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for branch in self.branches:
+            if not branch.pending and self.report_failures:
+                self._finish_branch(branch)  # plain delivery: an event nobody handles is fine
+            elif not branch.pending:
+                branch.started = _monotonic()
+                branch.failure = Failure(
+                    "no_handler", f"no handler is subscribed to {branch.event.name!r}"
+                )
+                self._finish_branch(branch)
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._pumping:
+            return  # a unit finished inside _start: the loop below picks up where it is
+        self._pumping = True
+        try:
+            queue = self.queue
+            pool = self.bus.pool
+            while queue and (self.cap is None or self.running < self.cap):
+                if not pool.try_acquire():
+                    if not self._granted_pending:
+                        self._granted_pending = True
+                        pool.wait_for_slot(self._slot_granted)
+                    break
+                self._start(queue.popleft())
+        finally:
+            self._pumping = False
+
+    def _slot_granted(self) -> None:
+        self._granted_pending = False
+        if self.queue and (self.cap is None or self.running < self.cap):
+            self._start(self.queue.popleft())
+            self._pump()
+        else:
+            self.bus.pool.release()
+
+    def _start(self, unit: _Unit) -> None:
+        branch = unit.branch
+        if not branch.started:
+            branch.started = _monotonic()
+        sub = unit.sub
+        event = branch.event
+        context = ExecutionContext(
+            sub.entity, self.execution_id, branch.name, event.id, event.name, event.depth
+        )
+        self.running += 1
+        try:
+            started = start_handler(sub, event, context, self.bus.pool)
+        except Exception as exc:
+            self._unit_finished(unit, None, Failure.from_exception(exc))
+            return
+        if type(started) is not Running:
+            self._unit_finished(unit, started, None)
+            return
+        future = started.future
+        unit.future = future
+        if self.timeout != math.inf:
+            unit.timer = self.loop.call_later(self.timeout, unit.time_out)
+        self.running_units.add(unit)
+        future.add_done_callback(unit.settle)
+
+    # Finishing -------------------------------------------------------------------------------
+
+    def _settle_unit(self, unit: _Unit, future: asyncio.Future[Any]) -> None:
+        if unit.timer is not None:
+            unit.timer.cancel()
+        self.running_units.discard(unit)
+        if unit.timed_out:
+            failure: Failure | None = Failure(
+                "timeout",
+                f"{unit.sub.name} did not finish within {self.timeout:g} s "
+                f"(handling {unit.branch.event.name!r}) and was cancelled",
+            )
+            value = None
+        elif future.cancelled():
+            failure = Failure("cancelled", self.stop_reason or "the handler was cancelled")
+            value = None
+        elif (exc := future.exception()) is not None:
+            failure = Failure.from_exception(exc)
+            value = None
+        else:
+            failure = None
+            value = future.result()
+        self._unit_finished(unit, value, failure)
+
+    def _unit_finished(self, unit: _Unit, value: Any, failure: Failure | None) -> None:
+        self.running -= 1
+        self.bus.pool.release()
+        self._record(unit, value, failure)
+        if self.queue and not self._pumping:
+            self._pump()
+        elif not self.running and self._settled is not None and not self._settled.done():
+            self._settled.set_result(None)
+
+    def _record(self, unit: _Unit, value: Any, failure: Failure | None) -> None:
+        branch = unit.branch
+        if failure is None:
+            branch.values[unit.index] = value
+        else:
+            branch.values[unit.index] = failure
+            if branch.failure is None:
+                branch.failure = failure
+            if self.report_failures and failure.exception is not None:
+                self.bus.report_failure(branch.event, unit.sub, failure.exception)
+        branch.pending -= 1
+        if not branch.pending:
+            self._finish_branch(branch)
+        if failure is not None and self.fail_fast and self.stop_reason is None:
+            self.stop(f"cancelled because {branch.name!r} failed and the call is fail-fast")
+
+    def _finish_branch(self, branch: _Branch) -> None:
+        branch.finished = _monotonic()
+        outcome = BranchOutcome(branch.name, branch.value(), branch.failure,
+                                branch.started, branch.finished)
+        self.outcomes[branch.index] = outcome
+        self.open -= 1
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+        if not self.open and self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def stop(self, reason: str) -> None:
+        """Cancel everything still running or waiting; each such branch fails ``cancelled``."""
+        self.stop_reason = reason
+        while self.queue:
+            unit = self.queue.popleft()
+            if not unit.branch.started:
+                unit.branch.started = _monotonic()
+            self._record(unit, None, Failure("cancelled", reason))
+        for unit in list(self.running_units):
+            if unit.future is not None:
+                unit.future.cancel()
+
+    # Waiting ---------------------------------------------------------------------------------
+
+    async def wait(self) -> None:
+        """Wait for every branch; if the caller is cancelled, cancel and drain them first."""
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        except BaseException:
+            self.stop("cancelled: the parallel call itself was cancelled")
+            await self.drain()
+            raise
+
+    async def drain(self) -> None:
+        """Wait until no unit of this call is running (no branch outlives the call)."""
+        while self.running:
+            self._settled = self.loop.create_future()
+            try:
+                await self._settled
+            except asyncio.CancelledError:
+                continue  # keep waiting; the cancellation is re-raised by our caller
+
+    def result(self, mapper: PayloadPropertyMapper) -> ParallelExecutionResult:
+        outcomes = tuple(o for o in self.outcomes if o is not None)
+        return ParallelExecutionResult(
+            self.execution_id, mapper.consolidate(self.payload, outcomes), outcomes
+        )
+
+
+class BranchStream:
+    """``async for name, outcome in stream``: branches in the order they finish.
+
+    Branches start on the first iteration. Leaving the loop early does not stop them; close the
+    stream (``async with`` or ``aclose()``) to cancel what is still running. After the last
+    branch, :attr:`result` holds the consolidated result, exactly as :meth:`run` gives it.
+    """
+
+    def __init__(self, mapper: PayloadPropertyMapper) -> None:
+        self._mapper = mapper
+        self._call: _ParallelCall | None = None
+        self._started = False
+        self._ready: deque[BranchOutcome] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+
+    def _push(self, outcome: BranchOutcome) -> None:
+        self._ready.append(outcome)
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    def __aiter__(self) -> BranchStream:
+        return self
+
+    async def __anext__(self) -> tuple[str, BranchOutcome]:
+        call = self._call
+        assert call is not None
+        if not self._started:
+            self._started = True
+            call.start()
+        while not self._ready:
+            if not call.open:
+                raise StopAsyncIteration
+            self._wakeup = call.loop.create_future()
+            try:
+                await self._wakeup
+            except BaseException:
+                await self.aclose()
+                raise
+        outcome = self._ready.popleft()
+        return outcome.name, outcome
+
+    async def aclose(self) -> None:
+        call = self._call
+        if call is not None and self._started and call.open:
+            call.stop("cancelled: the stream was closed before this branch finished")
+            await call.drain()
+
+    async def __aenter__(self) -> BranchStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @property
+    def result(self) -> ParallelExecutionResult:
+        call = self._call
+        if call is None or not self._started or call.open:
+            raise RuntimeError("the stream's branches have not all finished yet")
+        return call.result(self._mapper)

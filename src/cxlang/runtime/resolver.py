@@ -1,0 +1,153 @@
+"""HandlerParameterResolver: which handler parameters a call names, in declaration order.
+
+A parallel call names its parameters either directly (``{"analytics": "analytics.complete"}``)
+or, in a service call, as properties whose value is an :class:`EventRef` and as labelled entries
+of its ``handlers`` list (``handlers: [ audit: audit.log ]``). Unlabelled ``handlers`` entries
+are completion events, emitted with the consolidated payload afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import HandlerParameterError
+from .events import EventPattern
+
+__all__ = ["EventRef", "HandlerParameterResolver", "HandlerParameters", "ServiceCallPlan"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """A reference to an event, as a value: what the compiler makes of ``analytics.complete``.
+
+    ``payload`` is the custom payload of a ``handlers`` entry (``done { tag: "x" }``); ``label``
+    makes a ``handlers`` entry a parallel parameter (``audit: audit.log``).
+    """
+
+    name: str
+    payload: Mapping[str, Any] | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerParameters:
+    """Ordered, validated ``(parameter name, event name)`` pairs. Resolve once, run many times."""
+
+    pairs: tuple[tuple[str, str], ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceCallPlan:
+    """A service call's properties split three ways (see the module docstring)."""
+
+    properties: dict[str, Any]
+    parameters: HandlerParameters
+    completions: tuple[EventRef, ...]
+
+
+ParameterSpec = Mapping[str, str] | Iterable[tuple[str, str]] | HandlerParameters
+
+
+class HandlerParameterResolver:
+    """Turns the ways a call can name handler parameters into :class:`HandlerParameters`."""
+
+    __slots__ = ()
+
+    def resolve(self, spec: ParameterSpec) -> HandlerParameters:
+        if isinstance(spec, HandlerParameters):
+            return spec
+        if type(spec) is dict and all(
+            type(name) is str and name and type(event) is str and event in _checked_events
+            for name, event in spec.items()
+        ):
+            return HandlerParameters(tuple(spec.items()))  # the common case, already checked
+        items = spec.items() if isinstance(spec, Mapping) else spec
+        pairs: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for item in items:
+            name, event = _pair(item)
+            _check(name, event, seen)
+            pairs.append((name, event))
+        return HandlerParameters(tuple(pairs))
+
+    def plan(
+        self, properties: Mapping[str, Any], handlers_key: str = "handlers"
+    ) -> ServiceCallPlan:
+        """Split a service call's properties into plain values, parameters and completions."""
+        plain: dict[str, Any] = {}
+        pairs: list[tuple[str, str]] = []
+        completions: list[EventRef] = []
+        seen: set[str] = set()
+        for key, value in properties.items():
+            if key == handlers_key and isinstance(value, list | tuple):
+                for entry in value:
+                    if not isinstance(entry, EventRef):
+                        raise HandlerParameterError(
+                            f"'{handlers_key}' entries must be event references, got {entry!r}"
+                        )
+                    if entry.label is None:
+                        completions.append(entry)
+                    else:
+                        _check(entry.label, entry.name, seen)
+                        pairs.append((entry.label, entry.name))
+            elif isinstance(value, EventRef):
+                _check(key, value.name, seen)
+                pairs.append((key, value.name))
+            else:
+                plain[key] = value
+        return ServiceCallPlan(plain, HandlerParameters(tuple(pairs)), tuple(completions))
+
+
+def _pair(item: object) -> tuple[str, str]:
+    if isinstance(item, tuple | list) and len(item) == 2:
+        name, event = item
+        if isinstance(event, EventRef):
+            event = event.name
+        if isinstance(name, str) and isinstance(event, str):
+            return name, event
+    raise HandlerParameterError(
+        f"a handler parameter must be a (name, event name) pair of strings, got {item!r}"
+    )
+
+
+def _check(name: str, event: str, seen: set[str]) -> None:
+    if not name:
+        raise HandlerParameterError("a handler parameter needs a name; got an empty one")
+    if name in seen:
+        raise HandlerParameterError(
+            f"handler parameter {name!r} is named twice; each parameter's result lands under its "
+            "name in the consolidated payload, so names must be unique"
+        )
+    seen.add(name)
+    if event in _checked_events:
+        return
+    if not event:
+        raise HandlerParameterError(f"handler parameter {name!r} names an empty event")
+    try:
+        pattern = EventPattern(event)
+    except ValueError as exc:
+        raise HandlerParameterError(f"handler parameter {name!r}: {exc}") from None
+    if pattern.has_wildcard:
+        raise HandlerParameterError(
+            f"handler parameter {name!r} names the pattern {event!r}; a parameter names one "
+            "event, wildcards belong in subscriptions"
+        )
+    if len(_checked_events) < _CHECKED_EVENTS_MAX:
+        _checked_events.add(event)
+
+
+# Event names seen valid before: the same few names are checked on every call.
+_checked_events: set[str] = set()
+_CHECKED_EVENTS_MAX = 10_000

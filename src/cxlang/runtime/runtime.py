@@ -1,0 +1,182 @@
+"""Runtime: the event bus, the coordinator and the pool behind one small object.
+
+This is what ``import cxlang`` users hold. Every method is a thin door into one part; the parts
+stay usable on their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from .bus import EventBus
+from .coordinator import BranchStream, ParallelHandlerCoordinator
+from .events import Event
+from .handlers import Handler, Subscription
+from .outcomes import ParallelExecutionResult
+from .pool import ParallelTaskPool
+from .resolver import HandlerParameterResolver, ParameterSpec
+
+__all__ = ["Runtime"]
+
+H = TypeVar("H", bound=Handler)
+
+
+class Runtime:
+    """An event bus with parallel handler parameters.
+
+    - ``max_queue``: events that may wait for dispatch before ``emit`` pushes back.
+    - ``max_concurrency``: handlers that may run at once across all parallel calls (``None``:
+      no bound).
+    - ``default_timeout``: per-handler timeout of parallel calls, in seconds.
+    - ``max_threads`` / ``max_processes``: sizes of the pools for plain and ``cpu_bound``
+      handlers.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_queue: int = 100_000,
+        max_concurrency: int | None = None,
+        default_timeout: float = 30.0,
+        max_threads: int | None = None,
+        max_processes: int | None = None,
+    ) -> None:
+        self.pool = ParallelTaskPool(
+            max_concurrency, max_threads=max_threads, max_processes=max_processes
+        )
+        self.bus = EventBus(self.pool, max_queue=max_queue)
+        self.coordinator = ParallelHandlerCoordinator(self.bus, default_timeout=default_timeout)
+        self.resolver = HandlerParameterResolver()
+
+    # Handlers --------------------------------------------------------------------------------
+
+    @overload
+    def on(
+        self, pattern: str, *, entity: str | None = ..., cpu_bound: bool = ..., inline: bool = ...
+    ) -> Callable[[H], H]: ...
+
+    @overload
+    def on(
+        self,
+        pattern: str,
+        handler: Handler,
+        *,
+        entity: str | None = ...,
+        cpu_bound: bool = ...,
+        inline: bool = ...,
+    ) -> Subscription: ...
+
+    def on(
+        self,
+        pattern: str,
+        handler: Handler | None = None,
+        *,
+        entity: str | None = None,
+        cpu_bound: bool = False,
+        inline: bool = False,
+    ) -> Callable[[H], H] | Subscription:
+        """Subscribe a handler to *pattern* (``a.b``; ``any`` matches one segment).
+
+        As a decorator it returns the function unchanged; called with a handler it returns the
+        :class:`Subscription`. ``async def`` handlers run on the loop (eagerly), plain functions
+        in a thread unless ``inline=True``, ``cpu_bound=True`` functions in a worker process.
+        """
+        if handler is not None:
+            return self.bus.subscribe(
+                pattern, handler, entity=entity, cpu_bound=cpu_bound, inline=inline
+            )
+
+        def decorate(fn: H) -> H:
+            self.bus.subscribe(pattern, fn, entity=entity, cpu_bound=cpu_bound, inline=inline)
+            return fn
+
+        return decorate
+
+    def off(self, handler: Handler | Subscription) -> int:
+        """Unsubscribe a :class:`Subscription`, or every subscription of a function."""
+        return self.bus.unsubscribe(handler)
+
+    # Events ----------------------------------------------------------------------------------
+
+    def emit(self, name: str, payload: dict[str, Any] | None = None) -> Event:
+        """Queue *name* for dispatch and return at once (raises ``QueueFull`` at the bound)."""
+        return self.bus.emit(name, payload)
+
+    async def emit_async(self, name: str, payload: dict[str, Any] | None = None) -> Event:
+        """Queue *name*, waiting for room if the queue is at its bound."""
+        return await self.bus.emit_async(name, payload)
+
+    async def publish(self, name: str, payload: dict[str, Any] | None = None) -> list[Any]:
+        """Deliver *name* now and wait: its handlers' results, in subscription order."""
+        (results,) = await self.emit_parallel([name], payload)
+        return results
+
+    async def emit_parallel(
+        self, names: Iterable[str], payload: dict[str, Any] | None = None
+    ) -> list[list[Any]]:
+        """Deliver one payload to several events at once and wait for all their handlers."""
+        events = [self.bus.make_event(name, payload) for name in names]
+        return await self.coordinator.emit_parallel(events)
+
+    async def run_until_idle(self) -> None:
+        """Wait until nothing is queued and no handler the bus started is running."""
+        await self.bus.run_until_idle()
+
+    # Parallel handler parameters -------------------------------------------------------------
+
+    async def parallel(
+        self,
+        parameters: ParameterSpec,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+    ) -> ParallelExecutionResult:
+        """Run each parameter's handlers at once over *payload*; one consolidated result.
+
+        *parameters* maps a result name to an event name, e.g. ``{"analytics":
+        "analytics.complete"}``. *timeout* is per handler, in seconds (``math.inf``: none).
+        A failing or timed-out branch never costs the others their results; with
+        ``fail_fast=True`` the first failure cancels the rest.
+        """
+        return await self.coordinator.run(
+            self.resolver.resolve(parameters), payload, timeout=timeout,
+            max_concurrency=max_concurrency, fail_fast=fail_fast,
+        )
+
+    def as_completed(
+        self,
+        parameters: ParameterSpec,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+    ) -> BranchStream:
+        """``async for name, outcome in rt.as_completed(...)``: results as branches finish."""
+        return self.coordinator.stream(
+            self.resolver.resolve(parameters), payload, timeout=timeout,
+            max_concurrency=max_concurrency, fail_fast=fail_fast,
+        )
+
+    # Lifetime --------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Stop accepting events, cancel running handlers, shut the pools down."""
+        self.bus.close()
+        await self.bus.cancel_running()
+        self.pool.shutdown()
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
