@@ -12,8 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
+# Four handlers that each make a (simulated, 30 ms) model call, run as parallel handler
+# parameters; then the same program with one branch at a time, for comparison.
 demo: $(STAMP)
-	$(BIN)/python examples/python/parallel_handlers.py
+	$(BIN)/cx run examples/parallel_models.cx --latency 30ms --stats
+	$(BIN)/cx run examples/parallel_models.cx --latency 30ms --stats --sequential > /dev/null
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples

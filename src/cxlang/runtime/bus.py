@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .context import ExecutionContext, current_context
@@ -22,7 +23,10 @@ from .events import Event, EventPattern
 from .handlers import Handler, Running, Subscription, classify, start_handler
 from .pool import ParallelTaskPool
 
-__all__ = ["SYSTEM_ERROR", "EventBus"]
+__all__ = ["SYSTEM_ERROR", "EventBus", "FailureListener"]
+
+FailureListener = Callable[[Event, Subscription, BaseException], None]
+"""Told of every handler failure, with the exception itself (``system.error`` has only text)."""
 
 SYSTEM_ERROR = "system.error"
 _DRAIN_BATCH = 2048  # events per loop iteration, so a flood of events cannot starve the loop
@@ -48,6 +52,7 @@ class EventBus:
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._closed = False
+        self.failure_listeners: list[FailureListener] = []
 
     # Subscribing -----------------------------------------------------------------------------
 
@@ -185,6 +190,7 @@ class EventBus:
         """Log a handler's failure and emit ``system.error`` (never for ``system.error`` itself)."""
         trace = exc if logger.isEnabledFor(logging.DEBUG) else None  # tracebacks on request
         logger.error("handler %s failed on %s: %r", sub.name, event.name, exc, exc_info=trace)
+        self.notify_failure(event, sub, exc)
         if event.name != SYSTEM_ERROR and not self._closed:
             payload = {"event": event.name, "handler": sub.name, "error": str(exc),
                        "type": type(exc).__name__}
@@ -193,6 +199,11 @@ class EventBus:
                                    depth=event.depth + 1))
             except QueueFull:
                 logger.error("system.error for %s dropped: the event queue is full", event.name)
+
+    def notify_failure(self, event: Event, sub: Subscription, exc: BaseException) -> None:
+        """Tell the failure listeners (a parallel call's branch failures come only here)."""
+        for listener in self.failure_listeners:
+            listener(event, sub, exc)
 
     # Waiting ---------------------------------------------------------------------------------
 

@@ -319,8 +319,11 @@ class _ParallelCall:
             branch.values[unit.index] = failure
             if branch.failure is None:
                 branch.failure = failure
-            if self.report_failures and failure.exception is not None:
-                self.bus.report_failure(branch.event, unit.sub, failure.exception)
+            if failure.exception is not None:
+                if self.report_failures:
+                    self.bus.report_failure(branch.event, unit.sub, failure.exception)
+                else:
+                    self.bus.notify_failure(branch.event, unit.sub, failure.exception)
         branch.pending -= 1
         if not branch.pending:
             self._finish_branch(branch)

@@ -58,7 +58,7 @@ class Subscription:
         self.callback = callback
         self.kind = kind
         self.entity = entity
-        self.name: str = getattr(callback, "__qualname__", None) or repr(callback)
+        self.name = _describe(callback)
         self.active = True
         self._unsubscribe = unsubscribe
 
@@ -69,6 +69,12 @@ class Subscription:
 
     def __repr__(self) -> str:
         return f"<Subscription {self.pattern.text} -> {self.name} ({self.kind.value})>"
+
+
+def _describe(callback: Handler) -> str:
+    inner = getattr(callback, "func", callback)  # a functools.partial names its function
+    name = getattr(inner, "__qualname__", None)
+    return name if isinstance(name, str) else repr(callback)
 
 
 def classify(callback: Handler, *, cpu_bound: bool, inline: bool) -> HandlerKind:

@@ -25,7 +25,11 @@ class Failure:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> Failure:
+        """``"ValueError: boom"``; just ``"boom"`` for exception classes that set
+        ``message_is_complete = True`` (errors of the CX language read better that way)."""
         text = str(exc)
+        if getattr(exc, "message_is_complete", False):
+            return cls("error", text, exc)
         message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         return cls("error", message, exc)
 

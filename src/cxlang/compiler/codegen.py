@@ -1,0 +1,542 @@
+"""Code generation: the CX AST to a Python ``ast.Module``, one function per CX body.
+
+Every CX body becomes an ``async def`` (a service call may wait anywhere), every CX operation a
+call into :mod:`.prelude` or the program host (``__cx__``), and every node keeps its CX line and
+column, so a run-time error points at the CX source. CX variables become ``v_<name>`` and the
+code runs with empty ``__builtins__``: a program can only reach what is named here.
+
+Service calls are split at compile time (``HandlerParameterResolver`` never guesses at run
+time): properties whose value is an event reference, and labelled ``handlers`` entries, become
+the call's handler parameters, fixed when the program is compiled.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..runtime.resolver import HandlerParameters
+from ..syntax import nodes as n
+from ..syntax.diagnostics import Diagnostic, SourceFile
+from .scopes import FunctionScope, GlobalScope
+
+__all__ = ["EntityInfo", "HandlerInfo", "ModulePlan", "generate"]
+
+HOST = "__cx__"
+EVENT_ARG = "_event"
+CONFIG_ARG = "_config"
+MAIN = "cx_main"
+AI_SERVICES = frozenset({"think", "learn", "infer", "generate", "chat", "adapt"})
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerInfo:
+    """An ``on`` handler: its pattern and the generated function that implements it."""
+
+    pattern: str
+    function: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntityInfo:
+    """An entity type: where its field defaults, ``realize`` and handlers were generated."""
+
+    name: str
+    kind: str
+    fields: str | None
+    realize: str | None
+    handlers: tuple[HandlerInfo, ...]
+
+
+@dataclass
+class ModulePlan:
+    """What :func:`generate` produces: the module and what the host needs to run it."""
+
+    module: ast.Module
+    handlers: list[HandlerInfo] = field(default_factory=list)
+    entities: dict[str, EntityInfo] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def generate(program: n.Program, source: SourceFile) -> ModulePlan:
+    return _Generator(source).program(program)
+
+
+def _var(name: str) -> str:
+    return "v_" + name
+
+
+_Node = TypeVar("_Node", bound=ast.AST)
+
+
+def _load(name: str) -> ast.Name:
+    return ast.Name(name, ast.Load())
+
+
+def _store(name: str) -> ast.Name:
+    return ast.Name(name, ast.Store())
+
+
+def _call(function: str, *args: ast.expr) -> ast.Call:
+    return ast.Call(_load(function), list(args), [])
+
+
+def _host(method: str, *args: ast.expr) -> ast.Call:
+    return ast.Call(ast.Attribute(_load(HOST), method, ast.Load()), list(args), [])
+
+
+def _const(value: Any) -> ast.Constant:
+    return ast.Constant(value)
+
+
+def _at(node: _Node, span: n.Span) -> _Node:
+    """Give *node* the CX span, so run-time errors point at CX source."""
+    start = span.column - 1
+    end = max(span.end_column - 1, 0)
+    if span.end_line == span.line:
+        end = max(end, start)
+    setattr(node, "lineno", span.line)  # noqa: B010 - ast.AST declares no location fields
+    setattr(node, "col_offset", start)  # noqa: B010
+    setattr(node, "end_lineno", span.end_line)  # noqa: B010
+    setattr(node, "end_col_offset", end)  # noqa: B010
+    return node
+
+
+def _async_def(name: str, args: Sequence[str], body: list[ast.stmt]) -> ast.AsyncFunctionDef:
+    arguments = ast.arguments(
+        posonlyargs=[], args=[ast.arg(a) for a in args], kwonlyargs=[], kw_defaults=[],
+        defaults=[],
+    )
+    return ast.AsyncFunctionDef(name, arguments, body or [ast.Pass()], [], None)
+
+
+_BINARY = {"+": "cx_add", "-": "cx_sub", "*": "cx_mul", "/": "cx_div", "%": "cx_mod",
+           "==": "cx_eq", "<": "cx_lt", "<=": "cx_le", ">": "cx_gt", ">=": "cx_ge"}
+_COMPOUND = {"+=": "cx_add", "-=": "cx_sub", "*=": "cx_mul", "/=": "cx_div", "%=": "cx_mod"}
+
+
+class _Generator:
+    def __init__(self, source: SourceFile) -> None:
+        self.source = source
+        self.plan = ModulePlan(ast.Module([], []))
+        self.globals = GlobalScope()
+        self.call_sites = 0
+
+    def error(self, message: str, span: n.Span) -> None:
+        self.plan.diagnostics.append(self.source.diagnostic(message, span))
+
+    # The program -----------------------------------------------------------------------------
+
+    def program(self, program: n.Program) -> ModulePlan:
+        top: list[n.Stmt] = []
+        for item in program.body:
+            if isinstance(item, n.EntityDecl):
+                if item.name in self.globals.entities:
+                    self.error(f"entity {item.name!r} is declared twice", item.name_span)
+                self.globals.entities.add(item.name)
+            elif not isinstance(item, n.OnHandler):
+                top.append(item)
+        self.globals.variables = set(_declared_names(top))
+        body = self.plan.module.body
+        body.extend(ast.Assign([_store(_var(v))], _const(None)) for v in sorted(
+            self.globals.variables))
+
+        main_scope = FunctionScope(self.globals, is_top_level=True, in_entity=False)
+        # Top-level names are known before their 'var' too: using one early is an error, and
+        # its dotted name is never taken for an event reference.
+        main_scope.hoisted = set(self.globals.variables)
+        main_body: list[ast.stmt] = []
+        if self.globals.variables:
+            main_body.append(ast.Global([_var(v) for v in sorted(self.globals.variables)]))
+        main_body.extend(self.block(top, main_scope))
+        body.append(_async_def(MAIN, [], main_body))
+
+        handler_count = 0
+        for item in program.body:
+            if isinstance(item, n.OnHandler):
+                name = f"cx_on_{handler_count}"
+                handler_count += 1
+                body.append(self.handler(item, name, entity=False))
+                self.plan.handlers.append(HandlerInfo(item.pattern.dotted, name, item.span.line))
+            elif isinstance(item, n.EntityDecl):
+                self.entity(item)
+        ast.fix_missing_locations(self.plan.module)
+        return self.plan
+
+    def entity(self, decl: n.EntityDecl) -> None:
+        prefix = f"cx_{decl.name}"
+        body = self.plan.module.body
+        fields = None
+        if decl.fields:
+            scope = self.function_scope(decl.fields, in_entity=True)
+            statements: list[ast.stmt] = [
+                _at(ast.Expr(_call("cx_set", _load("v_self"), _const(f.name),
+                                   self.expr(f.init, scope) if f.init else _const(None))),
+                    f.span)
+                for f in decl.fields
+            ]
+            fields = f"{prefix}_fields"
+            body.append(self.finish(_async_def(fields, ["v_self"], statements), scope))
+        realize = None
+        if decl.realize is not None:
+            realize = f"{prefix}_realize"
+            body.append(self.realize(decl.realize, realize))
+        handlers = []
+        for i, handler in enumerate(decl.handlers):
+            name = f"{prefix}_on_{i}"
+            body.append(self.handler(handler, name, entity=True))
+            handlers.append(HandlerInfo(handler.pattern.dotted, name, handler.span.line))
+        self.plan.entities[decl.name] = EntityInfo(decl.name, decl.kind, fields, realize,
+                                                   tuple(handlers))
+
+    def function_scope(self, body: Sequence[n.Node], *, in_entity: bool,
+                       params: Sequence[str] = ()) -> FunctionScope:
+        scope = FunctionScope(self.globals, is_top_level=False, in_entity=in_entity)
+        scope.hoisted = set(_declared_names(body)) | set(params)
+        scope.declared = set(params)
+        return scope
+
+    def finish(self, function: ast.AsyncFunctionDef, scope: FunctionScope) -> ast.AsyncFunctionDef:
+        if scope.assigned_globals:
+            function.body.insert(0, ast.Global([_var(v) for v in sorted(scope.assigned_globals)]))
+        return function
+
+    def handler(self, handler: n.OnHandler, name: str, *, entity: bool) -> ast.AsyncFunctionDef:
+        for segment in handler.pattern.segments:
+            if segment.startswith("__"):
+                self.error(f"event name segment {segment!r} is not allowed", handler.pattern.span)
+        params = [handler.param.name] if handler.param else []
+        scope = self.function_scope(handler.body, in_entity=entity, params=params)
+        statements: list[ast.stmt] = []
+        if handler.param is not None:
+            statements.append(_at(ast.Assign([_store(_var(handler.param.name))],
+                                             _host("payload", _load(EVENT_ARG))),
+                                  handler.param.span))
+        statements.extend(self.block(handler.body, scope))
+        args = ["v_self", EVENT_ARG] if entity else [EVENT_ARG]
+        return _at(self.finish(_async_def(name, args, statements), scope), handler.span)
+
+    def realize(self, realize: n.Realize, name: str) -> ast.AsyncFunctionDef:
+        params = [p.name for p in realize.params if p.name != "self"]
+        scope = self.function_scope(realize.body, in_entity=True, params=params)
+        statements: list[ast.stmt] = []
+        for param in realize.params:
+            if param.name == "self":
+                continue
+            value = _load("v_self") if param.type_name == "conscious" else _load(CONFIG_ARG)
+            statements.append(_at(ast.Assign([_store(_var(param.name))], value), param.span))
+        statements.extend(self.block(realize.body, scope))
+        return _at(self.finish(_async_def(name, ["v_self", CONFIG_ARG], statements), scope),
+                   realize.span)
+
+    # Statements ------------------------------------------------------------------------------
+
+    def block(self, statements: Sequence[n.Node], scope: FunctionScope) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for statement in statements:
+            out.extend(self.statement(statement, scope))
+        return out
+
+    def statement(self, s: n.Node, scope: FunctionScope) -> list[ast.stmt]:
+        return [_at(node, s.span) for node in self._statement(s, scope)]
+
+    def _statement(self, s: n.Node, scope: FunctionScope) -> Iterator[ast.stmt]:
+        if isinstance(s, n.VarDecl):
+            value = self.expr(s.init, scope) if s.init is not None else _const(None)
+            scope.declared.add(s.name)
+            yield ast.Assign([_store(_var(s.name))], value)
+        elif isinstance(s, n.Assign):
+            yield from self.assign(s, scope)
+        elif isinstance(s, n.ExprStmt):
+            if isinstance(s.expr, n.ServiceCall) and s.expr.service != "await":
+                yield ast.Expr(_host("spawn", self.service_call(s.expr, scope)))
+            else:
+                yield ast.Expr(self.expr(s.expr, scope))
+        elif isinstance(s, n.If):
+            test = _call("cx_truthy", self.expr(s.condition, scope))
+            yield ast.If(test, self.block(s.body, scope) or [ast.Pass()],
+                         self.block(s.orelse, scope))
+        elif isinstance(s, n.While):
+            test = _call("cx_truthy", self.expr(s.condition, scope))
+            scope.loop_depth += 1
+            body = self.block(s.body, scope) or [ast.Pass()]
+            scope.loop_depth -= 1
+            yield ast.While(test, body, [])
+        elif isinstance(s, n.ForIn):
+            iterable = _call("cx_iter", self.expr(s.iterable, scope))
+            scope.declared.add(s.name)
+            scope.loop_depth += 1
+            body = self.block(s.body, scope) or [ast.Pass()]
+            scope.loop_depth -= 1
+            yield ast.For(self.target(s.name, scope), iterable, body, [])
+        elif isinstance(s, n.Return):
+            if scope.is_top_level:
+                self.error("'return' is only allowed inside a handler or realize", s.span)
+            yield ast.Return(self.expr(s.value, scope) if s.value is not None else None)
+        elif isinstance(s, n.Break | n.Continue):
+            word = "break" if isinstance(s, n.Break) else "continue"
+            if not scope.loop_depth:
+                self.error(f"'{word}' is only allowed inside a loop", s.span)
+                return
+            yield ast.Break() if isinstance(s, n.Break) else ast.Continue()
+        elif isinstance(s, n.Emit):
+            yield from self.emit(s, scope)
+        else:
+            self.error(f"{type(s).__name__} is not allowed here", s.span)
+
+    def target(self, name: str, scope: FunctionScope) -> ast.Name:
+        if scope.is_global(name) and not scope.is_top_level:
+            scope.assigned_globals.add(name)
+        return _store(_var(name))
+
+    def assign(self, s: n.Assign, scope: FunctionScope) -> Iterator[ast.stmt]:
+        value = self.expr(s.value, scope)
+        combine = _COMPOUND.get(s.op)
+        target = s.target
+        if isinstance(target, n.Name):
+            if not scope.is_variable(target.name):
+                self.name_error(target, scope, assigning=True)
+                return
+            if combine:
+                value = _call(combine, _load(_var(target.name)), value)
+            yield ast.Assign([self.target(target.name, scope)], value)
+        elif isinstance(target, n.Member):
+            self.check_property(target.name, target.name_span)
+            obj = self.expr(target.target, scope)
+            key: ast.expr = _const(target.name)
+            if combine:
+                temp = scope.temporary()
+                yield ast.Assign([_store(temp)], obj)
+                obj = _load(temp)
+                value = _call(combine, _call("cx_get", _load(temp), key), value)
+            yield ast.Expr(_call("cx_set", obj, key, value))
+        else:
+            obj = self.expr(target.target, scope)
+            key = self.expr(target.index, scope)
+            if combine:
+                obj_t, key_t = scope.temporary(), scope.temporary()
+                yield ast.Assign([_store(obj_t)], obj)
+                yield ast.Assign([_store(key_t)], key)
+                obj, key = _load(obj_t), _load(key_t)
+                value = _call(combine, _call("cx_index", _load(obj_t), _load(key_t)), value)
+            yield ast.Expr(_call("cx_set_index", obj, key, value))
+
+    def emit(self, s: n.Emit, scope: FunctionScope) -> Iterator[ast.stmt]:
+        name = s.event.dotted
+        for segment in s.event.segments:
+            if segment == "any" or segment.startswith("__"):
+                self.error(f"cannot emit {name!r}: an emitted event names one event "
+                           "('any' belongs in 'on' patterns)", s.event.span)
+                return
+        service = s.event.segments[1] if len(s.event.segments) == 2 else None
+        if s.event.segments[0] == "ai" and service in AI_SERVICES:
+            argument = s.payload if s.payload is not None else n.ObjectLit((), s.span)
+            call = n.ServiceCall(service, argument, s.span)  # type: ignore[arg-type]
+            yield ast.Expr(_host("spawn", self.service_call(call, scope)))
+            return
+        payload = self.expr(s.payload, scope) if s.payload is not None else _const(None)
+        yield ast.Expr(ast.Await(_host("emit", _const(name), payload)))
+
+    # Expressions -----------------------------------------------------------------------------
+
+    def expr(self, e: n.Node, scope: FunctionScope) -> ast.expr:
+        node: ast.expr = _at(self._expr(e, scope), e.span)
+        return node
+
+    def _expr(self, e: n.Node, scope: FunctionScope) -> ast.expr:
+        if isinstance(e, n.NumberLit | n.StringLit | n.BoolLit):
+            return _const(e.value)
+        if isinstance(e, n.NullLit):
+            return _const(None)
+        if isinstance(e, n.Name):
+            if scope.is_variable(e.name):
+                return _load(_var(e.name))
+            self.name_error(e, scope)
+            return _const(None)
+        if isinstance(e, n.SelfRef):
+            if not scope.in_entity:
+                self.error("'self' is only available inside an entity", e.span)
+                return _const(None)
+            return _load("v_self")
+        if isinstance(e, n.ObjectLit):
+            return ast.Dict([_const(p.key) for p in e.properties],
+                            [self.expr(p.value, scope) for p in e.properties])
+        if isinstance(e, n.ArrayLit):
+            return ast.List([self.element(x, scope) for x in e.elements], ast.Load())
+        if isinstance(e, n.Unary):
+            if e.op == "!":
+                return ast.UnaryOp(ast.Not(), _call("cx_truthy", self.expr(e.operand, scope)))
+            if isinstance(e.operand, n.NumberLit):
+                return _const(-e.operand.value)
+            return _call("cx_neg", self.expr(e.operand, scope))
+        if isinstance(e, n.Binary):
+            return self.binary(e, scope)
+        if isinstance(e, n.Member):
+            self.check_property(e.name, e.name_span)
+            return _call("cx_get", self.expr(e.target, scope), _const(e.name))
+        if isinstance(e, n.Index):
+            return _call("cx_index", self.expr(e.target, scope), self.expr(e.index, scope))
+        if isinstance(e, n.Call):
+            return self.call(e, scope)
+        if isinstance(e, n.New):
+            if e.type_name not in self.globals.entities:
+                self.error(f"unknown entity type {e.type_name!r}", e.type_span)
+            args = ast.List([self.expr(a, scope) for a in e.args], ast.Load())
+            return ast.Await(_host("new", _const(e.type_name), args))
+        if isinstance(e, n.ServiceCall):
+            return ast.Await(self.service_call(e, scope))
+        self.error(f"{type(e).__name__} is not an expression", e.span)
+        return _const(None)
+
+    def element(self, e: n.Node, scope: FunctionScope) -> ast.expr:
+        if isinstance(e, n.LabeledElement | n.EventWithPayload):
+            self.error("this form is only allowed in a service call's 'handlers' list", e.span)
+            return _const(None)
+        return self.expr(e, scope)
+
+    def binary(self, e: n.Binary, scope: FunctionScope) -> ast.expr:
+        left = self.expr(e.left, scope)
+        right = self.expr(e.right, scope)
+        if e.op in ("&&", "||"):
+            # Short-circuit and give back an operand, as JavaScript does: x || "default".
+            temp = scope.temporary()
+            test = _call("cx_truthy", ast.NamedExpr(_store(temp), left))
+            if e.op == "&&":
+                return ast.IfExp(test, right, _load(temp))
+            return ast.IfExp(test, _load(temp), right)
+        if e.op == "!=":
+            return ast.UnaryOp(ast.Not(), _call("cx_eq", left, right))
+        return _call(_BINARY[e.op], left, right)
+
+    def call(self, e: n.Call, scope: FunctionScope) -> ast.expr:
+        args = [self.expr(a, scope) for a in e.args]
+        if isinstance(e.callee, n.Name) and e.callee.name == "print" \
+                and not scope.is_variable("print"):
+            return _host("print", *args)
+        if isinstance(e.callee, n.Member):
+            self.check_property(e.callee.name, e.callee.name_span)
+            target = self.expr(e.callee.target, scope)
+            return _call("cx_method", target, _const(e.callee.name), ast.List(args, ast.Load()))
+        self.error("only print(...) and methods of values (such as list.push(x)) can be "
+                   "called", e.callee.span)
+        return _const(None)
+
+    def check_property(self, name: str, span: n.Span) -> None:
+        if name.startswith("__"):
+            self.error(f"property {name!r} is not allowed: names starting with '__' are "
+                       "reserved", span)
+
+    def name_error(self, e: n.Name, scope: FunctionScope, *, assigning: bool = False) -> None:
+        name = e.name
+        if scope.declared_later(name):
+            self.error(f"{name!r} is used before its 'var' declaration", e.span)
+        elif name in self.globals.entities:
+            self.error(f"{name!r} is an entity type; create one with new {name}({{...}})",
+                       e.span)
+        elif assigning:
+            self.error(f"assignment to undeclared variable {name!r}; declare it with "
+                       f"'var {name} = ...'", e.span)
+        else:
+            self.error(f"unknown variable {name!r}", e.span)
+
+    # Service calls ---------------------------------------------------------------------------
+
+    def service_call(self, call: n.ServiceCall, scope: FunctionScope) -> ast.expr:
+        """``__cx__.service(name, properties, parameters, completions)``, not yet awaited."""
+        argument = call.argument
+        pairs: list[tuple[str, str]] = []
+        completions: list[ast.expr] = []
+        if isinstance(argument, n.ObjectLit):
+            keys: list[ast.expr | None] = []
+            values: list[ast.expr] = []
+            for prop in argument.properties:
+                if prop.key == "handlers":
+                    self.handlers_list(prop, scope, pairs, completions)
+                    continue
+                event = self.event_reference(prop.value, scope)
+                if event is not None:
+                    self.add_parameter(pairs, prop.key, event, prop.key_span)
+                else:
+                    keys.append(_const(prop.key))
+                    values.append(self.expr(prop.value, scope))
+            properties: ast.expr = _at(ast.Dict(keys, values), argument.span)
+        else:
+            properties = ast.Dict([_const("data")], [self.expr(argument, scope)])
+        self.call_sites += 1
+        site = f"cx_parameters_{self.call_sites}"
+        self.plan.constants[site] = HandlerParameters(tuple(pairs))
+        return _at(_host("service", _const(call.service), properties, _load(site),
+                         ast.List(completions, ast.Load())), call.span)
+
+    def event_reference(self, value: n.Node, scope: FunctionScope) -> str | None:
+        """The event a property value names, if it is a dotted name whose root is no variable."""
+        path = n.dotted_path(value) if isinstance(value, n.Name | n.Member) else None
+        if path is None or len(path) < 2:
+            return None
+        root = path[0]
+        if scope.is_variable(root) or scope.declared_later(root):
+            return None
+        return ".".join(path)
+
+    def handlers_list(self, prop: n.Property, scope: FunctionScope,
+                      pairs: list[tuple[str, str]], completions: list[ast.expr]) -> None:
+        if not isinstance(prop.value, n.ArrayLit):
+            self.error("'handlers' must be a list of events, like handlers: [ analysis.done ]",
+                       prop.value.span)
+            return
+        for element in prop.value.elements:
+            if isinstance(element, n.LabeledElement):
+                event = self.event_reference(element.value, scope)
+                if event is None:
+                    self.error(f"{element.label!r} must name an event, like "
+                               f"{element.label}: {element.label}.done", element.value.span)
+                else:
+                    self.add_parameter(pairs, element.label, event, element.label_span)
+                continue
+            target: n.Node = element.event if isinstance(element, n.EventWithPayload) \
+                else element
+            path = n.dotted_path(target) if isinstance(target, n.Name | n.Member) else None
+            if path is None or scope.is_variable(path[0]):
+                self.error("a 'handlers' entry must be an event name, like analysis.done",
+                           target.span)
+                continue
+            if not self.valid_event(".".join(path), target.span):
+                continue
+            payload = self.expr(element.payload, scope) \
+                if isinstance(element, n.EventWithPayload) else _const(None)
+            completions.append(ast.Tuple([_const(".".join(path)), payload], ast.Load()))
+
+    def add_parameter(self, pairs: list[tuple[str, str]], name: str, event: str,
+                      span: n.Span) -> None:
+        if any(existing == name for existing, _ in pairs):
+            self.error(f"handler parameter {name!r} is named twice; each result lands under "
+                       "its name, so names must be unique", span)
+        elif self.valid_event(event, span):
+            pairs.append((name, event))
+
+    def valid_event(self, event: str, span: n.Span) -> bool:
+        segments = event.split(".")
+        if "any" in segments or any(s.startswith("__") for s in segments):
+            self.error(f"{event!r} cannot be an event reference: it names one event, and "
+                       "'any' belongs in 'on' patterns", span)
+            return False
+        return True
+
+
+def _declared_names(statements: Sequence[n.Node]) -> Iterator[str]:
+    """Every name a body declares, in nested blocks too (``var`` is function-wide)."""
+    for s in statements:
+        if isinstance(s, n.VarDecl):
+            yield s.name
+        elif isinstance(s, n.ForIn):
+            yield s.name
+            yield from _declared_names(s.body)
+        elif isinstance(s, n.If):
+            yield from _declared_names(s.body)
+            yield from _declared_names(s.orelse)
+        elif isinstance(s, n.While):
+            yield from _declared_names(s.body)

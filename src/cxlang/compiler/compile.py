@@ -1,0 +1,43 @@
+"""From source text to a code object the program host can run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any
+
+from ..syntax import parse
+from ..syntax.diagnostics import CxError, SourceFile
+from .codegen import MAIN, EntityInfo, HandlerInfo, generate
+
+__all__ = ["CompiledProgram", "compile_program"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledProgram:
+    """A compiled CX program: one code object plus what the host needs to wire it up."""
+
+    source: SourceFile
+    code: CodeType
+    main: str
+    handlers: tuple[HandlerInfo, ...]
+    entities: dict[str, EntityInfo]
+    constants: dict[str, Any]
+
+
+def compile_program(text: str, filename: str = "<input>") -> CompiledProgram:
+    """Parse and compile *text*; raises :class:`CxError` carrying every diagnostic."""
+    program = parse(text, filename)
+    source = SourceFile(filename, text)
+    try:
+        plan = generate(program, source)
+        if plan.diagnostics:
+            raise CxError(plan.diagnostics)
+        code = compile(plan.module, filename, "exec", dont_inherit=True)
+    except (RecursionError, MemoryError):
+        # The parser does not recurse; walking a very deep tree does.
+        raise CxError([source.diagnostic(
+            "the program nests too deeply to compile (an expression or block thousands of "
+            "levels deep); split it up", program.span)]) from None
+    return CompiledProgram(source, code, MAIN, tuple(plan.handlers), plan.entities,
+                           plan.constants)

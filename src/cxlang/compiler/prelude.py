@@ -1,0 +1,363 @@
+"""The value semantics compiled CX code calls: property access, operators, printing.
+
+Compiled code runs with empty ``__builtins__``; these functions (and the program host) are the
+only things it can reach. Each takes and returns CX values only - ``None``, ``bool``, ``int``,
+``float``, ``str``, ``list``, ``dict`` and entity instances - and never touches a Python
+attribute of its arguments, which is what keeps a program inside its sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["PRELUDE", "CxRuntimeError", "Entity", "display", "truthy"]
+
+
+class CxRuntimeError(Exception):
+    """A CX program did something its values do not allow (``1 / 0``, ``true + 1``, ...)."""
+
+    message_is_complete = True  # report "division by zero", not "CxRuntimeError: ..."
+
+
+class Entity:
+    """An instance of a ``conscious`` or ``object`` type: a bag of properties with an identity."""
+
+    __slots__ = ("id", "properties", "type_name")
+
+    def __init__(self, type_name: str, entity_id: str, properties: dict[str, Any]) -> None:
+        self.type_name = type_name
+        self.id = entity_id
+        self.properties = properties
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name} {self.id}>"
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, Entity):
+        return f"a {value.type_name}"
+    return "an object"
+
+
+# Display ---------------------------------------------------------------------------------------
+
+
+def display(value: Any) -> str:
+    """How ``print`` and string ``+`` write a value: strings raw, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(_plain(value), ensure_ascii=False)
+
+
+def _plain(value: Any, inside: frozenset[int] = frozenset()) -> Any:
+    if isinstance(value, Entity | dict | list | tuple):
+        if id(value) in inside:
+            raise CxRuntimeError(f"cannot write {type_name(value)} that contains itself")
+        inside = inside | {id(value)}
+    if isinstance(value, Entity):
+        return {k: _plain(v, inside) for k, v in value.properties.items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v, inside) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, inside) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def truthy(value: Any) -> bool:
+    """null, false, 0 and "" are false; everything else ([] and {} too) is true."""
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    if isinstance(value, int | float):
+        return value != 0 and not (isinstance(value, float) and math.isnan(value))
+    if isinstance(value, str):
+        return value != ""
+    return True
+
+
+# Properties and indexing -----------------------------------------------------------------------
+
+
+def get(target: Any, name: str) -> Any:
+    """``target.name``: a missing property, or any property of null, is null."""
+    if isinstance(target, dict):
+        return target.get(name)
+    if isinstance(target, Entity):
+        return target.properties.get(name)
+    if name == "length" and isinstance(target, list | str):
+        return len(target)
+    return None
+
+
+def set_(target: Any, name: str, value: Any) -> Any:
+    if isinstance(target, dict):
+        target[name] = value
+    elif isinstance(target, Entity):
+        target.properties[name] = value
+    else:
+        raise CxRuntimeError(f"cannot set property {name!r} on {type_name(target)}")
+    return value
+
+
+def index(target: Any, key: Any) -> Any:
+    """``target[key]``: arrays and strings by whole number, objects by string."""
+    if isinstance(target, list | str):
+        if isinstance(key, int) and not isinstance(key, bool):
+            return target[key] if -len(target) <= key < len(target) else None
+        if key == "length":
+            return len(target)
+        raise CxRuntimeError(f"cannot index {type_name(target)} with {type_name(key)}")
+    if isinstance(target, dict | Entity):
+        if not isinstance(key, str):
+            key = display(key)
+        return get(target, key)
+    if target is None:
+        return None
+    raise CxRuntimeError(f"cannot index {type_name(target)}")
+
+
+def set_index(target: Any, key: Any, value: Any) -> Any:
+    if isinstance(target, list):
+        if not isinstance(key, int) or isinstance(key, bool):
+            raise CxRuntimeError(f"an array index must be a whole number, got {display(key)}")
+        if key == len(target):
+            target.append(value)
+        elif -len(target) <= key < len(target):
+            target[key] = value
+        else:
+            raise CxRuntimeError(f"index {key} is outside the array (length {len(target)})")
+        return value
+    return set_(target, key if isinstance(key, str) else display(key), value)
+
+
+def iterate(value: Any) -> Iterator[Any]:
+    """``for (var x in value)``: an array's elements, an object's keys, a string's characters."""
+    if isinstance(value, list | str):
+        return iter(list(value))
+    if isinstance(value, dict):
+        return iter(list(value))
+    if isinstance(value, Entity):
+        return iter(list(value.properties))
+    if value is None:
+        return iter(())
+    raise CxRuntimeError(f"cannot loop over {type_name(value)}")
+
+
+# Operators -------------------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _numbers(op: str, left: Any, right: Any) -> None:
+    if not (_is_number(left) and _is_number(right)):
+        raise CxRuntimeError(
+            f"cannot apply '{op}' to {type_name(left)} and {type_name(right)}"
+        )
+
+
+def add(left: Any, right: Any) -> Any:
+    """Numbers add; with a string on either side, ``+`` concatenates what print would write."""
+    if type(left) is int and type(right) is int:
+        return left + right
+    if isinstance(left, str) or isinstance(right, str):
+        return display(left) + display(right)
+    if isinstance(left, list) and isinstance(right, list):
+        return left + right
+    _numbers("+", left, right)
+    return left + right
+
+
+def sub(left: Any, right: Any) -> Any:
+    if type(left) is int and type(right) is int:
+        return left - right
+    _numbers("-", left, right)
+    return left - right
+
+
+def mul(left: Any, right: Any) -> Any:
+    if type(left) is int and type(right) is int:
+        return left * right
+    _numbers("*", left, right)
+    return left * right
+
+
+def div(left: Any, right: Any) -> Any:
+    _numbers("/", left, right)
+    if right == 0:
+        raise CxRuntimeError("division by zero")
+    if type(left) is int and type(right) is int and left % right == 0:
+        return left // right  # 6 / 3 is 2, as CX writes it; 7 / 2 is 3.5
+    return left / right
+
+
+def mod(left: Any, right: Any) -> Any:
+    _numbers("%", left, right)
+    if right == 0:
+        raise CxRuntimeError("modulo by zero")
+    if isinstance(left, float) or isinstance(right, float):
+        return math.fmod(left, right)
+    # The sign of the left side, as JavaScript does; exact for integers of any size.
+    remainder = abs(left) % abs(right)
+    return -remainder if left < 0 else remainder
+
+
+def neg(value: Any) -> Any:
+    if not _is_number(value):
+        raise CxRuntimeError(f"cannot negate {type_name(value)}")
+    return -value
+
+
+def eq(left: Any, right: Any) -> bool:
+    """Equality without Python's surprises: ``true == 1`` is false in CX."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return left is right
+    if isinstance(left, Entity) or isinstance(right, Entity):
+        return left is right
+    return bool(left == right)
+
+
+def _ordered(op: str, left: Any, right: Any) -> None:
+    if _is_number(left) and _is_number(right):
+        return
+    if isinstance(left, str) and isinstance(right, str):
+        return
+    raise CxRuntimeError(f"cannot compare {type_name(left)} and {type_name(right)} with '{op}'")
+
+
+def lt(left: Any, right: Any) -> bool:
+    _ordered("<", left, right)
+    return bool(left < right)
+
+
+def le(left: Any, right: Any) -> bool:
+    _ordered("<=", left, right)
+    return bool(left <= right)
+
+
+def gt(left: Any, right: Any) -> bool:
+    _ordered(">", left, right)
+    return bool(left > right)
+
+
+def ge(left: Any, right: Any) -> bool:
+    _ordered(">=", left, right)
+    return bool(left >= right)
+
+
+# Methods ---------------------------------------------------------------------------------------
+
+
+def _push(target: list[Any], *items: Any) -> int:
+    target.extend(items)
+    return len(target)
+
+
+def _join(target: list[Any], sep: Any = ",") -> str:
+    return display(sep).join(display(x) for x in target)
+
+
+def _index_of(target: list[Any] | str, item: Any) -> int:
+    if isinstance(target, str):
+        return target.find(display(item))
+    return next((i for i, x in enumerate(target) if eq(x, item)), -1)
+
+
+def _includes(target: list[Any] | str, item: Any) -> bool:
+    return _index_of(target, item) >= 0
+
+
+def _slice(target: list[Any] | str, start: int = 0, end: int | None = None) -> Any:
+    return target[start:end]
+
+
+_LIST_METHODS: dict[str, Callable[..., Any]] = {
+    "push": _push,
+    "pop": lambda t: t.pop() if t else None,
+    "join": _join,
+    "includes": _includes,
+    "indexOf": _index_of,
+    "slice": _slice,
+}
+_STRING_METHODS: dict[str, Callable[..., Any]] = {
+    "toUpperCase": str.upper,
+    "toLowerCase": str.lower,
+    "trim": str.strip,
+    "split": lambda s, sep=None: s.split(sep) if sep else list(s),
+    "startsWith": lambda s, p: s.startswith(display(p)),
+    "endsWith": lambda s, p: s.endswith(display(p)),
+    "replace": lambda s, old, new: s.replace(display(old), display(new)),
+    "includes": _includes,
+    "indexOf": _index_of,
+    "slice": _slice,
+}
+_OBJECT_METHODS: dict[str, Callable[..., Any]] = {
+    "keys": list,
+    "values": lambda o: list(o.values()),
+    "has": lambda o, k: (k if isinstance(k, str) else display(k)) in o,
+}
+
+
+def call_method(target: Any, name: str, args: list[Any]) -> Any:
+    """``target.name(args)``: the few methods CX values have; nothing else is callable."""
+    table: dict[str, Callable[..., Any]]
+    if isinstance(target, list):
+        table = _LIST_METHODS
+    elif isinstance(target, str):
+        table = _STRING_METHODS
+    elif isinstance(target, dict):
+        table = _OBJECT_METHODS
+    elif isinstance(target, Entity):
+        table, target = _OBJECT_METHODS, target.properties
+    else:
+        raise CxRuntimeError(f"{type_name(target)} has no method {name!r}")
+    method = table.get(name)
+    if method is None:
+        known = ", ".join(sorted(table))
+        raise CxRuntimeError(f"{type_name(target)} has no method {name!r} (it has: {known})")
+    try:
+        return method(target, *args)
+    except TypeError:
+        raise CxRuntimeError(f"wrong arguments for {name}(): {len(args)} given") from None
+
+
+PRELUDE: dict[str, Any] = {
+    "cx_get": get,
+    "cx_set": set_,
+    "cx_index": index,
+    "cx_set_index": set_index,
+    "cx_iter": iterate,
+    "cx_truthy": truthy,
+    "cx_add": add,
+    "cx_sub": sub,
+    "cx_mul": mul,
+    "cx_div": div,
+    "cx_mod": mod,
+    "cx_neg": neg,
+    "cx_eq": eq,
+    "cx_lt": lt,
+    "cx_le": le,
+    "cx_gt": gt,
+    "cx_ge": ge,
+    "cx_method": call_method,
+}
+"""The names compiled code may call, as the code generator spells them."""

@@ -1,0 +1,6 @@
+"""Running a compiled CX program: its host (values, entities, services, output) and lifetime."""
+
+from .host import ProgramHost
+from .run import ExitCode, RunOptions, run_program, run_source
+
+__all__ = ["ExitCode", "ProgramHost", "RunOptions", "run_program", "run_source"]

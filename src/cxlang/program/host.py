@@ -1,0 +1,183 @@
+"""ProgramHost: what compiled CX code calls (``__cx__``) and what wires it to the runtime.
+
+The generated code reaches the outside world only through these methods: emitting events,
+calling services, creating entities and printing. Handler failures are reported here with the
+CX source position, found from the traceback's frames in the program's own code object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import traceback
+from collections.abc import Coroutine
+from typing import Any, TextIO
+
+from ..compiler import PRELUDE, CompiledProgram, CxRuntimeError, Entity, display
+from ..runtime import Event, Runtime, RuntimeClosed, Subscription
+from ..runtime.resolver import HandlerParameters
+from ..services import ServiceInvoker
+from ..syntax import Span
+
+__all__ = ["ProgramHost"]
+
+CONSOLE_WRITE = "system.console.write"
+SHUTDOWN = "system.shutdown"
+START = "system.start"
+
+
+class ProgramHost:
+    """One running program: its globals, its entities, its spawned service calls."""
+
+    def __init__(
+        self,
+        program: CompiledProgram,
+        runtime: Runtime,
+        services: ServiceInvoker,
+        out: TextIO,
+        err: TextIO,
+    ) -> None:
+        self.program = program
+        self.runtime = runtime
+        self.services = services
+        self.out = out
+        self.err = err
+        self.errors = 0
+        self.started = False
+        self.shutdown: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.calls: set[asyncio.Task[Any]] = set()
+        self._instances: dict[str, int] = {}
+        self.namespace: dict[str, Any] = {
+            "__builtins__": {}, **PRELUDE, **program.constants, "__cx__": self,
+        }
+        exec(program.code, self.namespace)  # defines the program's functions, runs nothing
+        runtime.bus.failure_listeners.append(self._handler_failed)
+        runtime.on(CONSOLE_WRITE, self._console_write, inline=True)
+        runtime.on(SHUTDOWN, self._shutdown, inline=True)
+        # Name the generated functions as CX source does: "handler at file:line", not cx_on_0.
+        for info in [*program.handlers,
+                     *(h for entity in program.entities.values() for h in entity.handlers)]:
+            self.namespace[info.function].__qualname__ = \
+                f"handler at {program.source.name}:{info.line}"
+        for handler in program.handlers:
+            runtime.on(handler.pattern, self.namespace[handler.function])
+
+    async def run_top_level(self) -> None:
+        try:
+            await self.namespace[self.program.main]()
+        except Exception as exc:
+            self.report(exc, "at the top level")
+
+    # Called by compiled code -----------------------------------------------------------------
+
+    def payload(self, event: Event) -> dict[str, Any]:
+        """A handler's own copy of its event's payload, so branches cannot disturb each other."""
+        return dict(event.payload)
+
+    def print(self, *values: Any) -> None:
+        self.out.write(" ".join(display(v) for v in values) + "\n")
+
+    async def emit(self, name: str, payload: Any) -> None:
+        if payload is None:
+            payload = {}
+        elif not isinstance(payload, dict):
+            raise CxRuntimeError(f"the payload of {name!r} must be an object, like {{ value: x }}")
+        if name == START:
+            self.started = True
+        if self.shutdown.done():  # the run is over: nothing more is dispatched
+            if name == CONSOLE_WRITE:
+                self.out.write(display(payload.get("text")) + "\n")
+            return
+        await self.runtime.emit_async(name, payload)
+
+    def spawn(self, call: Coroutine[Any, Any, Any]) -> None:
+        """Run a service statement in the background (fire-and-forget), but keep track of it."""
+        task = asyncio.get_running_loop().create_task(call)
+        self.calls.add(task)
+        task.add_done_callback(self._call_done)
+
+    async def service(
+        self,
+        name: str,
+        properties: dict[str, Any],
+        parameters: HandlerParameters,
+        completions: list[tuple[str, dict[str, Any] | None]],
+    ) -> Any:
+        return await self.services.call(name, properties, parameters, completions)
+
+    async def new(self, type_name: str, args: list[Any]) -> Entity:
+        info = self.program.entities[type_name]
+        config = args[0] if args else {}
+        if not isinstance(config, dict):
+            raise CxRuntimeError(f"new {type_name}(...) takes an object of properties")
+        count = self._instances[type_name] = self._instances.get(type_name, 0) + 1
+        instance = Entity(type_name, f"{type_name}#{count}", {})
+        if info.fields is not None:
+            await self.namespace[info.fields](instance)
+        instance.properties.update(config)
+        # Handlers first, so events that realize emits already reach this instance.
+        for handler in info.handlers:
+            bound = functools.partial(self.namespace[handler.function], instance)
+            self.runtime.on(handler.pattern, bound, entity=instance.id)
+        if info.realize is not None:
+            await self.namespace[info.realize](instance, config)
+        return instance
+
+    # Lifetime --------------------------------------------------------------------------------
+
+    async def until_idle(self) -> None:
+        """Wait until no event is queued, no handler runs and no service call is in flight."""
+        bus = self.runtime.bus
+        while True:
+            await bus.run_until_idle()
+            if self.calls:
+                await asyncio.wait(list(self.calls))
+            elif bus.idle:
+                return
+
+    def still_running(self) -> list[str]:
+        running = self.runtime.bus.running_handlers()
+        if self.calls:
+            running.append(f"{len(self.calls)} service call(s)")
+        return running
+
+    # Reporting -------------------------------------------------------------------------------
+
+    def _console_write(self, event: Event) -> None:
+        self.out.write(display(event.payload.get("text")) + "\n")
+
+    def _shutdown(self, event: Event) -> None:
+        if not self.shutdown.done():
+            self.shutdown.set_result(None)
+            # End the run here: what is still queued is dropped, not dispatched after shutdown.
+            self.runtime.bus.close()
+
+    def _call_done(self, task: asyncio.Task[Any]) -> None:
+        self.calls.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.report(exc, "in a service call")
+
+    def _handler_failed(self, event: Event, sub: Subscription, exc: BaseException) -> None:
+        self.report(exc, f"in a handler of {sub.pattern.text!r} (handling {event.name!r})")
+
+    def report(self, exc: BaseException, where: str) -> None:
+        """Print a run-time error at its CX position: ``file:line:col: message``."""
+        if isinstance(exc, RuntimeClosed) and self.shutdown.done():
+            return  # emitted after system.shutdown ended the run: not the program's error
+        self.errors += 1
+        message = str(exc) if isinstance(exc, CxRuntimeError) else \
+            f"{type(exc).__name__}: {exc}"
+        source = self.program.source
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if f.filename == source.name and f.lineno]
+        text = f"runtime error {where}: {message}"
+        if frames:
+            frame = frames[-1]
+            line = frame.lineno or 1
+            column = (frame.colno or 0) + 1
+            end = (frame.end_colno or frame.colno or 0) + 1
+            span = Span(line, column, frame.end_lineno or line, end)
+            self.err.write(source.diagnostic(text, span).render() + "\n")
+        else:
+            self.err.write(f"{source.name}: {text}\n")
+        self.err.flush()

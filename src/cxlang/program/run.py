@@ -1,0 +1,137 @@
+"""A program's lifetime: top level, ``system.start``, then run until idle, shutdown or time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from ..compiler import CompiledProgram, compile_program
+from ..runtime import Runtime
+from ..services import ServiceInvoker, create_backend
+from ..syntax import CxError
+from .host import START, ProgramHost
+
+__all__ = ["ExitCode", "RunOptions", "run_program", "run_source"]
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    RUNTIME_ERROR = 1
+    BAD_PROGRAM = 2
+    TIME_LIMIT = 3
+
+
+@dataclass
+class RunOptions:
+    backend: str = "local"
+    latency: float = 0.0
+    timeout: float = math.inf
+    sequential: bool = False  # one parallel branch at a time: the baseline for --stats
+    stats: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+class _ReportedByHost(logging.Filter):
+    """Drop the bus's own line for a failed handler: the host reports it at its CX position."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("handler %s failed")
+
+
+async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode:
+    bus_log = logging.getLogger("cxlang.bus")
+    reported = _ReportedByHost()
+    bus_log.addFilter(reported)
+    try:
+        return await _run(program, options)
+    finally:
+        bus_log.removeFilter(reported)
+
+
+async def _run(program: CompiledProgram, options: RunOptions) -> ExitCode:
+    backend = create_backend(options.backend, latency=options.latency)
+    runtime = Runtime()
+    services = ServiceInvoker(runtime, backend, max_concurrency=1 if options.sequential else None)
+    host = ProgramHost(program, runtime, services, options.out, options.err)
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(None if math.isinf(options.timeout) else options.timeout):
+            await host.run_top_level()
+            if not host.started:
+                runtime.emit(START, {})
+            idle = asyncio.ensure_future(host.until_idle())
+            await asyncio.wait([idle, host.shutdown], return_when=asyncio.FIRST_COMPLETED)
+            idle.cancel()
+    except TimeoutError:
+        running = ", ".join(host.still_running()) or "nothing (the queue was still full)"
+        options.err.write(f"{program.source.name}: time limit of {options.timeout:g} s reached; "
+                          f"still running: {running}\n")
+        return ExitCode.TIME_LIMIT
+    finally:
+        for call in list(host.calls):
+            call.cancel()
+        await runtime.aclose()
+        await backend.aclose()
+        options.out.flush()
+        if options.stats:
+            mode = "sequential" if options.sequential else "parallel"
+            elapsed = (time.perf_counter() - started) * 1000
+            options.err.write(f"cx: {program.source.name} ran in {elapsed:.1f} ms ({mode}, "
+                              f"{runtime.bus.handled} events)\n")
+    return ExitCode.RUNTIME_ERROR if host.errors else ExitCode.OK
+
+
+def run_source(text: str, filename: str, options: RunOptions) -> ExitCode:
+    """Compile and run; a bad program prints its diagnostics and gives exit code 2."""
+    try:
+        program = compile_program(text, filename)
+    except CxError as exc:
+        options.err.write(exc.render() + "\n")
+        return ExitCode.BAD_PROGRAM
+    try:
+        with _hard_deadline(options.timeout + _GRACE):
+            return asyncio.run(run_program(program, options))
+    except _TimeLimit:
+        options.err.write(f"{filename}: time limit of {options.timeout:g} s reached while the "
+                          "program was computing without pause (a loop that never waits?)\n")
+        return ExitCode.TIME_LIMIT
+
+
+_GRACE = 0.25  # the event loop's own timeout gets the first chance to end a run cleanly
+
+
+class _TimeLimit(BaseException):
+    """Raised by the alarm into code that never gives the event loop a chance to time out."""
+
+
+@contextlib.contextmanager
+def _hard_deadline(seconds: float) -> Iterator[None]:
+    """A busy loop (``while (true) {}``) never yields to asyncio, so its timeout cannot fire;
+    a real-time alarm interrupts it instead. Only the main thread can receive signals."""
+    usable = (math.isfinite(seconds) and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def alarm(signum: int, frame: object) -> None:
+        raise _TimeLimit
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

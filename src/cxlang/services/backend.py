@@ -1,0 +1,66 @@
+"""The interface every model backend implements.
+
+Methods are coroutines so a backend can wait on the network without blocking the loop, and so a
+branch that times out or is cancelled cancels its request too (cancellation propagates into the
+awaiting coroutine). ``stream`` yields text as it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["Backend", "ServiceRequest"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRequest:
+    """What a service call asks of a model: the service's name and the call's properties."""
+
+    service: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def prompt(self) -> str:
+        """The text the call is about: ``prompt``, else ``message``, else ``data``, else ``""``."""
+        for key in ("prompt", "message", "data", "text"):
+            value = self.properties.get(key)
+            if value is not None:
+                return value if isinstance(value, str) else _as_text(value)
+        return ""
+
+
+class Backend(Protocol):
+    """A model behind the services. ``name`` is what ``--backend`` selects."""
+
+    name: str
+
+    async def complete(self, request: ServiceRequest) -> str:
+        """Text for ``think``, ``generate``, ``infer``, ``adapt``."""
+        ...
+
+    def stream(self, request: ServiceRequest) -> AsyncIterator[str]:
+        """The same text in pieces, as it is produced."""
+        ...
+
+    async def chat(self, request: ServiceRequest) -> str:
+        """A reply for ``chat``."""
+        ...
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Vectors for ``learn`` (and memory look-ups)."""
+        ...
+
+    async def classify(self, request: ServiceRequest) -> bool:
+        """Does the condition hold? For ``is`` / ``not``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and models."""
+        ...
+
+
+def _as_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
