@@ -232,3 +232,29 @@ async def test_run_until_idle_waits_for_suspended_handlers(rt: cxlang.Runtime) -
     await rt.run_until_idle()
     assert done == [1]
     assert rt.bus.idle
+
+
+async def test_failure_listeners_get_the_exception_instead_of_the_log(
+    rt: cxlang.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    told: list[tuple[str, str, BaseException]] = []
+    rt.bus.failure_listeners.append(lambda event, sub, exc: told.append((event.name, sub.name,
+                                                                         exc)))
+
+    @rt.on("job.fails")
+    async def fails(event: cxlang.Event) -> None:
+        raise LookupError("where")
+
+    @rt.on("branch.fails")
+    async def branch(event: cxlang.Event) -> None:
+        raise ValueError("branch")
+
+    with caplog.at_level(logging.ERROR, logger="cxlang.bus"):
+        rt.emit("job.fails")
+        await rt.run_until_idle()
+        res = await rt.parallel({"b": "branch.fails"})
+    assert [(name, type(exc)) for name, _, exc in told] == [("job.fails", LookupError),
+                                                            ("branch.fails", ValueError)]
+    assert "fails" in told[0][1]
+    assert res.failures["b"].kind == "error"
+    assert caplog.text == ""

@@ -94,15 +94,27 @@ def _const(value: Any) -> ast.Constant:
 
 
 def _at(node: _Node, span: n.Span) -> _Node:
-    """Give *node* the CX span, so run-time errors point at CX source."""
+    """Give *node*, and the helper nodes under it that have no place yet, the CX span.
+
+    Nodes made from CX nodes already have their own place, so the walk stops there and every
+    node is placed once; ``ast.fix_missing_locations`` would walk the whole tree each time.
+    """
     start = span.column - 1
     end = max(span.end_column - 1, 0)
     if span.end_line == span.line:
         end = max(end, start)
-    setattr(node, "lineno", span.line)  # noqa: B010 - ast.AST declares no location fields
-    setattr(node, "col_offset", start)  # noqa: B010
-    setattr(node, "end_lineno", span.end_line)  # noqa: B010
-    setattr(node, "end_col_offset", end)  # noqa: B010
+    place = {"lineno": span.line, "col_offset": start, "end_lineno": span.end_line,
+             "end_col_offset": end}
+    pending: list[ast.AST] = [node]
+    while pending:
+        current = pending.pop()
+        if current._attributes:
+            current.__dict__.update(place)
+        for field_name in current._fields:
+            value = getattr(current, field_name, None)
+            children = value if isinstance(value, list) else (value,)
+            pending.extend(c for c in children
+                           if isinstance(c, ast.AST) and "lineno" not in c.__dict__)
     return node
 
 
@@ -142,8 +154,8 @@ class _Generator:
                 top.append(item)
         self.globals.variables = set(_declared_names(top))
         body = self.plan.module.body
-        body.extend(ast.Assign([_store(_var(v))], _const(None)) for v in sorted(
-            self.globals.variables))
+        body.extend(_at(ast.Assign([_store(_var(v))], _const(None)), program.span)
+                    for v in sorted(self.globals.variables))
 
         main_scope = FunctionScope(self.globals, is_top_level=True, in_entity=False)
         # Top-level names are known before their 'var' too: using one early is an error, and
@@ -153,7 +165,7 @@ class _Generator:
         if self.globals.variables:
             main_body.append(ast.Global([_var(v) for v in sorted(self.globals.variables)]))
         main_body.extend(self.block(top, main_scope))
-        body.append(_async_def(MAIN, [], main_body))
+        body.append(_at(_async_def(MAIN, [], main_body), program.span))
 
         handler_count = 0
         for item in program.body:
@@ -164,7 +176,6 @@ class _Generator:
                 self.plan.handlers.append(HandlerInfo(item.pattern.dotted, name, item.span.line))
             elif isinstance(item, n.EntityDecl):
                 self.entity(item)
-        ast.fix_missing_locations(self.plan.module)
         return self.plan
 
     def entity(self, decl: n.EntityDecl) -> None:
@@ -180,7 +191,8 @@ class _Generator:
                 for f in decl.fields
             ]
             fields = f"{prefix}_fields"
-            body.append(self.finish(_async_def(fields, ["v_self"], statements), scope))
+            body.append(_at(self.finish(_async_def(fields, ["v_self"], statements), scope),
+                            decl.span))
         realize = None
         if decl.realize is not None:
             realize = f"{prefix}_realize"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any
@@ -27,6 +28,18 @@ class CompiledProgram:
 
 def compile_program(text: str, filename: str = "<input>") -> CompiledProgram:
     """Parse and compile *text*; raises :class:`CxError` carrying every diagnostic."""
+    # Everything allocated here lives on (the tree, then the code), so the cyclic GC would
+    # only rescan it again and again: pause it, as the parser does.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile(text, filename)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _compile(text: str, filename: str) -> CompiledProgram:
     program = parse(text, filename)
     source = SourceFile(filename, text)
     try:

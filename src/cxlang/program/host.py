@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from typing import Any, TextIO
 
 from ..compiler import PRELUDE, CompiledProgram, CxRuntimeError, Entity, display
-from ..runtime import Event, Runtime, RuntimeClosed, Subscription
+from ..runtime import Event, Runtime, Subscription
 from ..runtime.resolver import HandlerParameters
 from ..services import ServiceInvoker
 from ..syntax import Span
@@ -59,8 +59,10 @@ class ProgramHost:
                      *(h for entity in program.entities.values() for h in entity.handlers)]:
             self.namespace[info.function].__qualname__ = \
                 f"handler at {program.source.name}:{info.line}"
-        for handler in program.handlers:
+        self.subscriptions: list[Subscription] = [
             runtime.on(handler.pattern, self.namespace[handler.function])
+            for handler in program.handlers
+        ]
 
     async def run_top_level(self) -> None:
         try:
@@ -84,10 +86,6 @@ class ProgramHost:
             raise CxRuntimeError(f"the payload of {name!r} must be an object, like {{ value: x }}")
         if name == START:
             self.started = True
-        if self.shutdown.done():  # the run is over: nothing more is dispatched
-            if name == CONSOLE_WRITE:
-                self.out.write(display(payload.get("text")) + "\n")
-            return
         await self.runtime.emit_async(name, payload)
 
     def spawn(self, call: Coroutine[Any, Any, Any]) -> None:
@@ -118,7 +116,7 @@ class ProgramHost:
         # Handlers first, so events that realize emits already reach this instance.
         for handler in info.handlers:
             bound = functools.partial(self.namespace[handler.function], instance)
-            self.runtime.on(handler.pattern, bound, entity=instance.id)
+            self.subscriptions.append(self.runtime.on(handler.pattern, bound, entity=instance.id))
         if info.realize is not None:
             await self.namespace[info.realize](instance, config)
         return instance
@@ -149,8 +147,10 @@ class ProgramHost:
     def _shutdown(self, event: Event) -> None:
         if not self.shutdown.done():
             self.shutdown.set_result(None)
-            # End the run here: what is still queued is dropped, not dispatched after shutdown.
-            self.runtime.bus.close()
+            # The run ends here: events still queued or emitted later reach no CX handler
+            # (those of system.shutdown itself still run, they were started with this one).
+            for sub in self.subscriptions:
+                sub.cancel()
 
     def _call_done(self, task: asyncio.Task[Any]) -> None:
         self.calls.discard(task)
@@ -162,8 +162,6 @@ class ProgramHost:
 
     def report(self, exc: BaseException, where: str) -> None:
         """Print a run-time error at its CX position: ``file:line:col: message``."""
-        if isinstance(exc, RuntimeClosed) and self.shutdown.done():
-            return  # emitted after system.shutdown ended the run: not the program's error
         self.errors += 1
         message = str(exc) if isinstance(exc, CxRuntimeError) else \
             f"{type(exc).__name__}: {exc}"

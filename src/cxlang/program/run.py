@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import logging
 import math
 import signal
 import sys
@@ -42,24 +41,7 @@ class RunOptions:
     err: TextIO = field(default_factory=lambda: sys.stderr)
 
 
-class _ReportedByHost(logging.Filter):
-    """Drop the bus's own line for a failed handler: the host reports it at its CX position."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("handler %s failed")
-
-
 async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode:
-    bus_log = logging.getLogger("cxlang.bus")
-    reported = _ReportedByHost()
-    bus_log.addFilter(reported)
-    try:
-        return await _run(program, options)
-    finally:
-        bus_log.removeFilter(reported)
-
-
-async def _run(program: CompiledProgram, options: RunOptions) -> ExitCode:
     backend = create_backend(options.backend, latency=options.latency)
     runtime = Runtime()
     services = ServiceInvoker(runtime, backend, max_concurrency=1 if options.sequential else None)

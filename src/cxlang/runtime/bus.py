@@ -187,10 +187,14 @@ class EventBus:
                 room -= 1
 
     def report_failure(self, event: Event, sub: Subscription, exc: BaseException) -> None:
-        """Log a handler's failure and emit ``system.error`` (never for ``system.error`` itself)."""
-        trace = exc if logger.isEnabledFor(logging.DEBUG) else None  # tracebacks on request
-        logger.error("handler %s failed on %s: %r", sub.name, event.name, exc, exc_info=trace)
-        self.notify_failure(event, sub, exc)
+        """Report a handler's failure (to the failure listeners, else the log) and emit
+        ``system.error`` (never for a handler of ``system.error`` itself)."""
+        if self.failure_listeners:
+            self.notify_failure(event, sub, exc)  # the listeners report it their own way
+        else:
+            trace = exc if logger.isEnabledFor(logging.DEBUG) else None  # tracebacks on request
+            logger.error("handler %s failed on %s: %r", sub.name, event.name, exc,
+                         exc_info=trace)
         if event.name != SYSTEM_ERROR and not self._closed:
             payload = {"event": event.name, "handler": sub.name, "error": str(exc),
                        "type": type(exc).__name__}
