@@ -1,0 +1,60 @@
+"""What a programmer would write by hand instead of ``rt.parallel``.
+
+Each returns what a parallel call's ``.payload`` holds (the source payload plus every branch's
+result under its name), so the comparison is between equal work: building the consolidated
+payload is part of the job, not an extra that only cxlang pays for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
+
+from .workloads import AsyncHandler
+
+__all__ = ["GATHER", "SEQUENTIAL", "TASKGROUP", "Branches", "gather_dict", "sequential_dict",
+           "taskgroup_dict"]
+
+T = TypeVar("T")
+
+Branches = Sequence[tuple[str, AsyncHandler]]
+
+GATHER = "gather+dict"
+TASKGROUP = "TaskGroup+timeout"
+SEQUENTIAL = "sequential"
+
+
+async def gather_dict(branches: Branches, payload: dict[str, Any]) -> dict[str, Any]:
+    """``asyncio.gather``: the floor for running coroutines at once, with none of the guarantees."""
+    values = await asyncio.gather(*[handler(payload) for _, handler in branches])
+    result = dict(payload)
+    result.update(zip([name for name, _ in branches], values, strict=True))
+    return result
+
+
+async def taskgroup_dict(
+    branches: Branches, payload: dict[str, Any], timeout: float
+) -> dict[str, Any]:
+    """``TaskGroup`` with a timeout per branch: the nearest stdlib has to cxlang's semantics.
+
+    (It still lacks keyed partial failures: one failing branch cancels the others.)
+    """
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(_within(timeout, handler(payload))) for _, handler in branches]
+    result = dict(payload)
+    result.update((name, task.result()) for (name, _), task in zip(branches, tasks, strict=True))
+    return result
+
+
+async def sequential_dict(branches: Branches, payload: dict[str, Any]) -> dict[str, Any]:
+    """One branch after the other: what parallel handler parameters are meant to beat."""
+    result = dict(payload)
+    for name, handler in branches:
+        result[name] = await handler(payload)
+    return result
+
+
+async def _within(timeout: float, awaitable: Awaitable[T]) -> T:
+    async with asyncio.timeout(timeout):
+        return await awaitable

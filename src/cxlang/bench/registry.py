@@ -1,0 +1,48 @@
+"""The scenarios, by name: what ``--only`` selects from and the order of the table.
+
+A scenario is a function from a :class:`~.measure.Budget` to result rows. Two more will join
+once the CX language exists, each as one entry here and one module beside the others:
+``compile`` (parse and compile a 2,000-line CX program; target under 0.3 s) and ``hotloop`` (a
+CX hot loop against the same loop in plain Python).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .cpu import cpu
+from .fanout import no_op, suspending
+from .io_wait import io_wait
+from .measure import Budget
+from .memory import memory
+from .model import ScenarioResult
+from .throughput import throughput
+
+__all__ = ["SCENARIOS", "Scenario", "names", "select"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    summary: str
+    run: Callable[[Budget], list[ScenarioResult]]
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("fanout", "K=10/100 no-op handlers vs gather, TaskGroup, LangChain", no_op),
+    Scenario("fanout-suspend", "the same, handlers suspend once", suspending),
+    Scenario("io", "10 handlers of 30 ms I/O vs sequential and the 30 ms limit", io_wait),
+    Scenario("bus", "events/s through the bus vs an asyncio.Queue loop", throughput),
+    Scenario("memory", "bytes per in-flight branch, process peak vs sequential", memory),
+    Scenario("cpu", "cpu_bound handlers in the process pool vs in process", cpu),
+)
+
+
+def names() -> list[str]:
+    return [scenario.name for scenario in SCENARIOS]
+
+
+def select(only: Sequence[str] | None) -> list[Scenario]:
+    """The scenarios named in *only* (all when it is empty), in registry order."""
+    return [s for s in SCENARIOS if not only or s.name in only]
