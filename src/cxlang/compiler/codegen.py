@@ -480,7 +480,7 @@ class _Generator:
             properties = ast.Dict([_const("data")], [self.expr(argument, scope)])
         self.call_sites += 1
         site = f"cx_parameters_{self.call_sites}"
-        self.plan.constants[site] = HandlerParameters(tuple(pairs))
+        self.plan.constants[site] = HandlerParameters(dict(pairs))
         return _at(_host("service", _const(call.service), properties, _load(site),
                          ast.List(completions, ast.Load())), call.span)
 

@@ -17,7 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .context import ExecutionContext, current_context
+from .context import ExecutionContext
+from .context import _current as _execution_context
 from .errors import QueueFull, RuntimeClosed
 from .events import Event, EventPattern
 from .handlers import Handler, Running, Subscription, classify, start_handler
@@ -29,6 +30,9 @@ FailureListener = Callable[[Event, Subscription, BaseException], None]
 """Told of every handler failure, with the exception itself (``system.error`` has only text)."""
 
 SYSTEM_ERROR = "system.error"
+# Bound C functions: a Python call less on every emit.
+_get_running_loop = asyncio.events._get_running_loop
+_current_context = _execution_context.get
 _DRAIN_BATCH = 2048  # events per loop iteration, so a flood of events cannot starve the loop
 
 logger = logging.getLogger("cxlang.bus")
@@ -94,10 +98,10 @@ class EventBus:
 
     def make_event(self, name: str, payload: dict[str, Any] | None) -> Event:
         """A new event whose causal parent is the event being handled right now, if any."""
-        ctx = current_context()
-        if ctx.event_id is None:
+        cause = _current_context().event
+        if cause is None:
             return Event(name, payload)
-        return Event(name, payload, parent_id=ctx.event_id, depth=ctx.depth + 1)
+        return Event(name, payload, parent_id=cause.id, depth=cause.depth + 1)
 
     def emit(self, name: str, payload: dict[str, Any] | None = None) -> Event:
         """Queue an event and return at once; raises :class:`QueueFull` at the bound."""
@@ -117,20 +121,25 @@ class EventBus:
         return event
 
     def enqueue(self, event: Event) -> None:
-        if self._closed:
-            raise RuntimeClosed(f"cannot emit {event.name!r}: the runtime is closed")
-        if len(self._queue) >= self.max_queue:
-            raise QueueFull(
-                f"cannot emit {event.name!r}: the event queue is full ({self.max_queue:,} events "
-                "waiting). From async code use 'await emit_async(...)' to wait for room, or raise "
-                "the bound with max_queue=..."
-            )
-        loop = asyncio.events._get_running_loop()
-        if loop is None and self._loop is not None and self._loop.is_running():
+        queue = self._queue
+        if self._closed or len(queue) >= self.max_queue:
+            self._refuse(event)
+        if _get_running_loop() is None and self._loop is not None and self._loop.is_running():
             # Emitted from a handler's worker thread: hand the event to the loop's thread.
             self._loop.call_soon_threadsafe(self._append, event)
             return
-        self._append(event)
+        queue.append(event)
+        if not self._drain_scheduled:
+            self._schedule_drain()
+
+    def _refuse(self, event: Event) -> None:
+        if self._closed:
+            raise RuntimeClosed(f"cannot emit {event.name!r}: the runtime is closed")
+        raise QueueFull(
+            f"cannot emit {event.name!r}: the event queue is full ({self.max_queue:,} events "
+            "waiting). From async code use 'await emit_async(...)' to wait for room, or raise "
+            "the bound with max_queue=..."
+        )
 
     def _append(self, event: Event) -> None:
         self._queue.append(event)
@@ -138,7 +147,7 @@ class EventBus:
             self._schedule_drain()
 
     def _schedule_drain(self) -> None:
-        loop = asyncio.events._get_running_loop()
+        loop = _get_running_loop()
         if loop is None or self._drain_scheduled:
             return  # nothing runs yet: run_until_idle() starts the drain
         self._loop = loop
@@ -161,9 +170,7 @@ class EventBus:
                 subs = self.handlers_for(event.name)
             self.handled += 1
             for sub in subs:
-                context = ExecutionContext(
-                    sub.entity, None, None, event.id, event.name, event.depth
-                )
+                context = ExecutionContext(sub.entity, None, None, event)
                 try:
                     started = start_handler(sub, event, context, pool)
                 except Exception as exc:

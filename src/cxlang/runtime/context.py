@@ -8,7 +8,10 @@ processes, so a branch always knows who it runs for and why, wherever it runs.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .events import Event
 
 __all__ = ["ExecutionContext", "current_context"]
 
@@ -19,34 +22,41 @@ class ExecutionContext:
     - ``entity``: the entity whose handler runs (``None`` for a top-level handler).
     - ``execution_id``: the parallel call this branch belongs to; siblings share it.
     - ``parameter``: the parallel handler parameter this branch computes.
-    - ``event_id`` / ``event_name``: the event being handled (the causal parent of what it emits).
-    - ``depth``: causal hops from the first emit.
+    - ``event``: the event being handled, the causal parent of whatever the handler emits
+      (also as ``event_id``, ``event_name`` and ``depth``, its hops from the first emit).
 
     A plain slotted class rather than a frozen dataclass: one is built per handler run, and this
     is five times cheaper to construct. Treat it as immutable.
     """
 
-    __slots__ = ("depth", "entity", "event_id", "event_name", "execution_id", "parameter")
+    __slots__ = ("entity", "event", "execution_id", "parameter")
 
     def __init__(
         self,
         entity: str | None = None,
         execution_id: str | None = None,
         parameter: str | None = None,
-        event_id: str | None = None,
-        event_name: str | None = None,
-        depth: int = 0,
+        event: Event | None = None,
     ) -> None:
         self.entity = entity
         self.execution_id = execution_id
         self.parameter = parameter
-        self.event_id = event_id
-        self.event_name = event_name
-        self.depth = depth
+        self.event = event
+
+    @property
+    def event_id(self) -> str | None:
+        return None if self.event is None else self.event.id
+
+    @property
+    def event_name(self) -> str | None:
+        return None if self.event is None else self.event.name
+
+    @property
+    def depth(self) -> int:
+        return 0 if self.event is None else self.event.depth
 
     def _fields(self) -> tuple[Any, ...]:
-        return (self.entity, self.execution_id, self.parameter, self.event_id, self.event_name,
-                self.depth)
+        return (self.entity, self.execution_id, self.parameter, self.event)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ExecutionContext) and self._fields() == other._fields()
@@ -55,9 +65,9 @@ class ExecutionContext:
         return hash(self._fields())
 
     def __repr__(self) -> str:
-        names = ExecutionContext.__slots__
-        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in sorted(names))
-        return f"ExecutionContext({shown})"
+        return (f"ExecutionContext(entity={self.entity!r}, execution_id={self.execution_id!r}, "
+                f"parameter={self.parameter!r}, event_id={self.event_id!r}, "
+                f"event_name={self.event_name!r}, depth={self.depth})")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ExecutionContext, self._fields())

@@ -4,8 +4,10 @@ One call is one :class:`_ParallelCall`. Each parameter is a *branch*; each handl
 the parameter's event is a *unit* of that branch. Units start eagerly (a handler that never
 suspends finishes inside ``start``, with no task and no timer), in declaration order, as long as
 the call's ``max_concurrency`` and the pool's budget allow; the rest wait in a queue and start as
-others finish. A unit that suspends gets its own timer: when it fires, that unit alone is
-cancelled (its ``finally`` runs) and its branch fails with ``timeout``.
+others finish. A unit that suspends gets a deadline; one timer per call, set for the earliest
+deadline, cancels each unit whose deadline has passed (its ``finally`` runs) and its branch
+fails with ``timeout``. The timeout is the same for every unit of a call, so deadlines come in
+start order and the earliest is always the oldest running unit.
 
 The guarantees are those of a task group: cancelling the caller cancels every branch, and the
 call does not return, normally or by exception, while any unit it started is still running.
@@ -62,7 +64,8 @@ class ParallelHandlerCoordinator:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         limit = self.default_timeout if timeout is None else _check_timeout(timeout)
         source = payload if isinstance(payload, dict) else dict(payload or {})
-        branches = [(name, self.bus.make_event(event, source)) for name, event in parameters.pairs]
+        make_event = self.bus.make_event
+        branches = [(name, make_event(event, source)) for name, event in parameters.items()]
         return _ParallelCall(self.bus, branches, source, limit, max_concurrency, fail_fast,
                              on_outcome)
 
@@ -78,7 +81,7 @@ class ParallelHandlerCoordinator:
         call.start()
         if call.open:
             await call.wait()
-        return [branch.values for branch in call.branches]
+        return [branch.results() for branch in call.branches]
 
     async def run(
         self,
@@ -125,37 +128,52 @@ def _check_timeout(timeout: float) -> float:
 class _Branch:
     """One handler parameter: its event, its units' results, its first failure."""
 
-    __slots__ = ("event", "failure", "finished", "index", "name", "pending", "started", "values")
+    __slots__ = ("call", "event", "failure", "finished", "handlers", "index", "name", "pending",
+                 "started", "values")
 
-    def __init__(self, index: int, name: str, event: Event, handlers: int) -> None:
+    def __init__(
+        self, call: _ParallelCall, index: int, name: str, event: Event, handlers: int
+    ) -> None:
+        self.call = call
         self.index = index
         self.name = name
         self.event = event
+        self.handlers = handlers
         self.pending = handlers
-        self.values: list[Any] = [None] * handlers
+        # One slot per handler; a lone handler's result is kept bare (most branches have one).
+        self.values: Any = [None] * handlers if handlers > 1 else None
         self.failure: Failure | None = None
         self.started = 0.0
         self.finished = 0.0
 
+    def store(self, index: int, result: Any) -> None:
+        if self.handlers > 1:
+            self.values[index] = result
+        else:
+            self.values = result
+
+    def results(self) -> list[Any]:
+        """Every handler's result (or :class:`Failure`), in subscription order."""
+        if self.handlers > 1:
+            return list(self.values)
+        return [self.values] if self.handlers else []
+
     def value(self) -> Any:
-        if self.failure is not None:
-            return None
-        # One subscriber gives its value; several give a list in subscription order.
-        return self.values[0] if len(self.values) == 1 else self.values
+        """One subscriber gives its value; several give a list in subscription order."""
+        return None if self.failure is not None else self.values
 
 
 class _Unit:
     """One handler of one branch, while it runs as a task or on the pool."""
 
-    __slots__ = ("branch", "call", "future", "index", "sub", "timed_out", "timer")
+    __slots__ = ("branch", "deadline", "future", "index", "sub", "timed_out")
 
-    def __init__(self, call: _ParallelCall, branch: _Branch, index: int, sub: Subscription) -> None:
-        self.call = call
+    def __init__(self, branch: _Branch, index: int, sub: Subscription) -> None:
         self.branch = branch
         self.index = index
         self.sub = sub
         self.future: asyncio.Future[Any] | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
         self.timed_out = False
 
     def time_out(self) -> None:
@@ -163,15 +181,16 @@ class _Unit:
         if self.future is not None:
             self.future.cancel()
 
-    def settle(self, future: asyncio.Future[Any]) -> None:
-        self.call._settle_unit(self, future)
+    def __call__(self, future: asyncio.Future[Any]) -> None:
+        """The done callback of the unit's future (the unit itself: no bound method to make)."""
+        self.branch.call._settle_unit(self, future)
 
 
 class _ParallelCall:
     __slots__ = ("_granted_pending", "_pumping", "_settled", "_waiter", "branches", "bus",
                  "cap", "execution_id", "fail_fast", "loop", "on_outcome", "open", "outcomes",
-                 "payload", "queue", "report_failures", "running", "running_units", "stop_reason",
-                 "timeout")
+                 "payload", "queue", "report_failures", "round_deadline", "round_started",
+                 "running", "running_units", "stop_reason", "timeout", "timer")
 
     def __init__(
         self,
@@ -199,20 +218,24 @@ class _ParallelCall:
         self.open = len(branches)
         self.queue: deque[_Unit] = deque()
         self.running = 0
-        self.running_units: set[_Unit] = set()
+        # Running units in start order (so in deadline order); a dict is an ordered set.
+        self.running_units: dict[_Unit, None] = {}
+        self.timer: asyncio.TimerHandle | None = None
         self.stop_reason: str | None = None
         self._pumping = False
         self._granted_pending = False
+        self.round_started = 0.0
+        self.round_deadline = 0.0
         self._waiter: asyncio.Future[None] | None = None
         self._settled: asyncio.Future[None] | None = None
         handlers_for = bus.handlers_for
         queue = self.queue
         for index, (name, event) in enumerate(branches):
             subs = handlers_for(event.name)
-            branch = _Branch(index, name, event, len(subs))
+            branch = _Branch(self, index, name, event, len(subs))
             self.branches.append(branch)
             for i, sub in enumerate(subs):
-                queue.append(_Unit(self, branch, i, sub))
+                queue.append(_Unit(branch, i, sub))
 
     # Starting --------------------------------------------------------------------------------
 
@@ -235,6 +258,8 @@ class _ParallelCall:
         try:
             queue = self.queue
             pool = self.bus.pool
+            if queue:
+                self._new_round()
             while queue and (self.cap is None or self.running < self.cap):
                 if not pool.try_acquire():
                     if not self._granted_pending:
@@ -245,9 +270,16 @@ class _ParallelCall:
         finally:
             self._pumping = False
 
+    def _new_round(self) -> None:
+        # Units started together share one start time and one deadline: two floats per round,
+        # not per unit (it shows in the memory of a thousand-branch call).
+        self.round_started = _monotonic()
+        self.round_deadline = self.loop.time() + self.timeout
+
     def _slot_granted(self) -> None:
         self._granted_pending = False
         if self.queue and (self.cap is None or self.running < self.cap):
+            self._new_round()
             self._start(self.queue.popleft())
             self._pump()
         else:
@@ -256,12 +288,10 @@ class _ParallelCall:
     def _start(self, unit: _Unit) -> None:
         branch = unit.branch
         if not branch.started:
-            branch.started = _monotonic()
+            branch.started = self.round_started
         sub = unit.sub
         event = branch.event
-        context = ExecutionContext(
-            sub.entity, self.execution_id, branch.name, event.id, event.name, event.depth
-        )
+        context = ExecutionContext(sub.entity, self.execution_id, branch.name, event)
         self.running += 1
         try:
             started = start_handler(sub, event, context, self.bus.pool)
@@ -274,16 +304,29 @@ class _ParallelCall:
         future = started.future
         unit.future = future
         if self.timeout != math.inf:
-            unit.timer = self.loop.call_later(self.timeout, unit.time_out)
-        self.running_units.add(unit)
-        future.add_done_callback(unit.settle)
+            unit.deadline = self.round_deadline
+            if self.timer is None:
+                self.timer = self.loop.call_at(unit.deadline, self._expire)
+        self.running_units[unit] = None
+        future.add_done_callback(unit)
+
+    def _expire(self) -> None:
+        """The call's timer: time out every unit past its deadline, then wait for the next."""
+        self.timer = None
+        now = self.loop.time()
+        for unit in list(self.running_units):
+            if unit.deadline > now:
+                self.timer = self.loop.call_at(unit.deadline, self._expire)
+                return
+            unit.time_out()
 
     # Finishing -------------------------------------------------------------------------------
 
     def _settle_unit(self, unit: _Unit, future: asyncio.Future[Any]) -> None:
-        if unit.timer is not None:
-            unit.timer.cancel()
-        self.running_units.discard(unit)
+        del self.running_units[unit]
+        if not self.running_units and self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if unit.timed_out:
             failure: Failure | None = Failure(
                 "timeout",
@@ -314,9 +357,9 @@ class _ParallelCall:
     def _record(self, unit: _Unit, value: Any, failure: Failure | None) -> None:
         branch = unit.branch
         if failure is None:
-            branch.values[unit.index] = value
+            branch.store(unit.index, value)
         else:
-            branch.values[unit.index] = failure
+            branch.store(unit.index, failure)
             if branch.failure is None:
                 branch.failure = failure
             if failure.exception is not None:

@@ -29,7 +29,7 @@ class Event:
     run can be replayed as a tree. ``depth`` counts those hops from the first emit.
     """
 
-    __slots__ = ("depth", "id", "name", "parent_id", "payload", "timestamp")
+    __slots__ = ("_id", "depth", "name", "parent_id", "payload", "timestamp")
 
     def __init__(
         self,
@@ -43,10 +43,18 @@ class Event:
     ) -> None:
         self.name = name
         self.payload: dict[str, Any] = {} if payload is None else payload
-        self.id = new_id() if id is None else id
+        # The id string is made when first read: most events are handled and gone before that.
+        self._id: str | int = next(_counter) if id is None else id
         self.parent_id = parent_id
         self.depth = depth
         self.timestamp = time.time() if timestamp is None else timestamp
+
+    @property
+    def id(self) -> str:
+        ident = self._id
+        if isinstance(ident, int):
+            ident = self._id = f"{_ORIGIN}-{ident}"
+        return ident
 
     def __repr__(self) -> str:
         return f"Event({self.name!r}, {self.payload!r}, id={self.id!r})"

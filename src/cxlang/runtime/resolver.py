@@ -31,21 +31,43 @@ class EventRef:
     label: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
 class HandlerParameters:
-    """Ordered, validated ``(parameter name, event name)`` pairs. Resolve once, run many times."""
+    """Validated parameter name -> event name, in declaration order. Resolve once, run many.
 
-    pairs: tuple[tuple[str, str], ...]
+    Holds the mapping it was resolved from (a dict keeps its order) rather than a copy: a call
+    reads it once, when it starts.
+    """
+
+    __slots__ = ("_events",)
+
+    def __init__(self, events: Mapping[str, str]) -> None:
+        self._events = events
+
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        return tuple(self._events.items())
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.pairs)
+        return tuple(self._events)
+
+    def items(self) -> Iterable[tuple[str, str]]:
+        return self._events.items()
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self._events)
 
     def __bool__(self) -> bool:
-        return bool(self.pairs)
+        return bool(self._events)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HandlerParameters) and self.pairs == other.pairs
+
+    def __hash__(self) -> int:
+        return hash(self.pairs)
+
+    def __repr__(self) -> str:
+        return f"HandlerParameters({dict(self._events)!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +94,7 @@ class HandlerParameterResolver:
             type(name) is str and name and type(event) is str and event in _checked_events
             for name, event in spec.items()
         ):
-            return HandlerParameters(tuple(spec.items()))  # the common case, already checked
+            return HandlerParameters(spec)  # the common case, every event already checked once
         items = spec.items() if isinstance(spec, Mapping) else spec
         pairs: list[tuple[str, str]] = []
         seen: set[str] = set()
@@ -80,7 +102,7 @@ class HandlerParameterResolver:
             name, event = _pair(item)
             _check(name, event, seen)
             pairs.append((name, event))
-        return HandlerParameters(tuple(pairs))
+        return HandlerParameters(dict(pairs))
 
     def plan(
         self, properties: Mapping[str, Any], handlers_key: str = "handlers"
@@ -107,7 +129,7 @@ class HandlerParameterResolver:
                 pairs.append((key, value.name))
             else:
                 plain[key] = value
-        return ServiceCallPlan(plain, HandlerParameters(tuple(pairs)), tuple(completions))
+        return ServiceCallPlan(plain, HandlerParameters(dict(pairs)), tuple(completions))
 
 
 def _pair(item: object) -> tuple[str, str]:
