@@ -1,9 +1,6 @@
 """The scenarios, by name: what ``--only`` selects from and the order of the table.
 
-A scenario is a function from a :class:`~.measure.Budget` to result rows. Two more will join
-once the CX language exists, each as one entry here and one module beside the others:
-``compile`` (parse and compile a 2,000-line CX program; target under 0.3 s) and ``hotloop`` (a
-CX hot loop against the same loop in plain Python).
+A scenario is a function from a :class:`~.measure.Budget` to result rows.
 """
 
 from __future__ import annotations
@@ -14,6 +11,7 @@ from dataclasses import dataclass
 from .cpu import cpu
 from .fanout import no_op, suspending
 from .io_wait import io_wait
+from .language import compile_time, hot_loop
 from .measure import Budget
 from .memory import memory
 from .model import ScenarioResult
@@ -36,6 +34,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("bus", "events/s through the bus vs an asyncio.Queue loop", throughput),
     Scenario("memory", "bytes per in-flight branch, process peak vs sequential", memory),
     Scenario("cpu", "cpu_bound handlers in the process pool vs in process", cpu),
+    Scenario("compile", "parse and compile a generated 2,000-line CX program", compile_time),
+    Scenario("hotloop", "a CX loop vs the same loop in plain Python", hot_loop),
 )
 
 

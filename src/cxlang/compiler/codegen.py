@@ -126,9 +126,26 @@ def _async_def(name: str, args: Sequence[str], body: list[ast.stmt]) -> ast.Asyn
     return ast.AsyncFunctionDef(name, arguments, body or [ast.Pass()], [], None)
 
 
+_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
+_FAST_OPERATORS: dict[str, ast.operator | ast.cmpop] = {
+    "+": ast.Add(), "-": ast.Sub(), "*": ast.Mult(), "%": ast.Mod(),
+    "<": ast.Lt(), "<=": ast.LtE(), ">": ast.Gt(), ">=": ast.GtE(), "==": ast.Eq(),
+    "!=": ast.NotEq(),
+}
+
+
+def _is_plain(node: ast.expr) -> bool:
+    """A name or a constant: reading it twice, or later, changes nothing."""
+    return isinstance(node, ast.Name | ast.Constant)
+
+
+def _is_int(node: ast.expr) -> ast.expr:
+    return ast.Compare(_call("cx_type", node), [ast.Is()], [_load("cx_int")])
+
+
 _BINARY = {"+": "cx_add", "-": "cx_sub", "*": "cx_mul", "/": "cx_div", "%": "cx_mod",
            "==": "cx_eq", "<": "cx_lt", "<=": "cx_le", ">": "cx_gt", ">=": "cx_ge"}
-_COMPOUND = {"+=": "cx_add", "-=": "cx_sub", "*=": "cx_mul", "/=": "cx_div", "%=": "cx_mod"}
+_COMPOUND = {"+=": "+", "-=": "-", "*=": "*", "/=": "/", "%=": "%"}
 
 
 class _Generator:
@@ -269,11 +286,11 @@ class _Generator:
             else:
                 yield ast.Expr(self.expr(s.expr, scope))
         elif isinstance(s, n.If):
-            test = _call("cx_truthy", self.expr(s.condition, scope))
+            test = self.condition(s.condition, scope)
             yield ast.If(test, self.block(s.body, scope) or [ast.Pass()],
                          self.block(s.orelse, scope))
         elif isinstance(s, n.While):
-            test = _call("cx_truthy", self.expr(s.condition, scope))
+            test = self.condition(s.condition, scope)
             scope.loop_depth += 1
             body = self.block(s.body, scope) or [ast.Pass()]
             scope.loop_depth -= 1
@@ -314,7 +331,7 @@ class _Generator:
                 self.name_error(target, scope, assigning=True)
                 return
             if combine:
-                value = _call(combine, _load(_var(target.name)), value)
+                value = self.operation(combine, _load(_var(target.name)), value, scope)
             yield ast.Assign([self.target(target.name, scope)], value)
         elif isinstance(target, n.Member):
             self.check_property(target.name, target.name_span)
@@ -324,7 +341,7 @@ class _Generator:
                 temp = scope.temporary()
                 yield ast.Assign([_store(temp)], obj)
                 obj = _load(temp)
-                value = _call(combine, _call("cx_get", _load(temp), key), value)
+                value = self.operation(combine, _call("cx_get", _load(temp), key), value, scope)
             yield ast.Expr(_call("cx_set", obj, key, value))
         else:
             obj = self.expr(target.target, scope)
@@ -334,7 +351,8 @@ class _Generator:
                 yield ast.Assign([_store(obj_t)], obj)
                 yield ast.Assign([_store(key_t)], key)
                 obj, key = _load(obj_t), _load(key_t)
-                value = _call(combine, _call("cx_index", _load(obj_t), _load(key_t)), value)
+                value = self.operation(combine, _call("cx_index", _load(obj_t), _load(key_t)),
+                                       value, scope)
             yield ast.Expr(_call("cx_set_index", obj, key, value))
 
     def emit(self, s: n.Emit, scope: FunctionScope) -> Iterator[ast.stmt]:
@@ -420,9 +438,64 @@ class _Generator:
             if e.op == "&&":
                 return ast.IfExp(test, right, _load(temp))
             return ast.IfExp(test, _load(temp), right)
-        if e.op == "!=":
+        return self.operation(e.op, left, right, scope)
+
+    def operation(self, op: str, left: ast.expr, right: ast.expr,
+                  scope: FunctionScope) -> ast.expr:
+        """An arithmetic or comparison operator, with Python's own operator inlined for ints.
+
+        Most hot loops count with whole numbers; for them ``i + 1`` runs as Python's ``+``
+        behind a type check instead of as a call. Anything else takes the prelude function,
+        which has the full CX semantics. Each operand is evaluated once, in CX order (an
+        operand that is a plain name or constant has no effect, so it may be checked later).
+        """
+        slow = self.slow_operation(op, left, right)
+        fast_op = _FAST_OPERATORS.get(op)
+        if fast_op is None or not (_is_plain(left) or _is_plain(right)):
+            return slow
+        operands: list[ast.expr] = []
+        checks: list[ast.expr] = []
+        for operand in (left, right):
+            if isinstance(operand, ast.Constant):
+                if type(operand.value) is not int:
+                    return slow  # "a" + x, 1.5 * x: the prelude's business
+                operands.append(operand)
+            elif isinstance(operand, ast.Name):
+                operands.append(operand)
+                checks.append(_is_int(operand))
+            else:
+                temp = scope.temporary()
+                operands.append(_load(temp))
+                checks.insert(0, _is_int(ast.NamedExpr(_store(temp), operand)))
+        if op == "%":
+            # Python's % follows the divisor's sign, CX's the dividend's: same when both >= 0.
+            divisor = operands[1]
+            if not (isinstance(divisor, ast.Constant) and type(divisor.value) is int
+                    and divisor.value > 0):
+                return slow
+            checks.append(ast.Compare(operands[0], [ast.GtE()], [_const(0)]))
+        fast: ast.expr
+        if isinstance(fast_op, ast.cmpop):
+            fast = ast.Compare(operands[0], [fast_op], [operands[1]])
+        else:
+            fast = ast.BinOp(operands[0], fast_op, operands[1])
+        if not checks:
+            return fast
+        test = checks[0] if len(checks) == 1 else ast.BoolOp(ast.And(), checks)
+        return ast.IfExp(test, fast, self.slow_operation(op, *operands))
+
+    def slow_operation(self, op: str, left: ast.expr, right: ast.expr) -> ast.expr:
+        if op == "!=":
             return ast.UnaryOp(ast.Not(), _call("cx_eq", left, right))
-        return _call(_BINARY[e.op], left, right)
+        return _call(_BINARY[op], left, right)
+
+    def condition(self, e: n.Node, scope: FunctionScope) -> ast.expr:
+        """A test for ``if``/``while``: comparisons and ``!`` are booleans already."""
+        test = self.expr(e, scope)
+        if isinstance(e, n.BoolLit) or (isinstance(e, n.Unary) and e.op == "!") or (
+                isinstance(e, n.Binary) and e.op in _COMPARISONS):
+            return test
+        return _call("cx_truthy", test)
 
     def call(self, e: n.Call, scope: FunctionScope) -> ast.expr:
         args = [self.expr(a, scope) for a in e.args]

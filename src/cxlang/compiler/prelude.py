@@ -359,5 +359,8 @@ PRELUDE: dict[str, Any] = {
     "cx_gt": gt,
     "cx_ge": ge,
     "cx_method": call_method,
+    # For the code generator's inlined fast path of whole-number arithmetic, nothing else.
+    "cx_type": type,
+    "cx_int": int,
 }
 """The names compiled code may call, as the code generator spells them."""
