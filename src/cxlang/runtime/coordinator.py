@@ -113,10 +113,8 @@ class ParallelHandlerCoordinator:
         fail_fast: bool = False,
     ) -> BranchStream:
         """Like :meth:`run`, but yields ``(name, outcome)`` as each branch finishes."""
-        stream = BranchStream(self.mapper)
-        stream._call = self._call(parameters, payload, timeout, max_concurrency, fail_fast,
-                                  stream._push)
-        return stream
+        return BranchStream(self.mapper, lambda push: self._call(
+            parameters, payload, timeout, max_concurrency, fail_fast, push))
 
 
 def _check_timeout(timeout: float) -> float:
@@ -432,12 +430,16 @@ class BranchStream:
     branch, :attr:`result` holds the consolidated result, exactly as :meth:`run` gives it.
     """
 
-    def __init__(self, mapper: PayloadPropertyMapper) -> None:
+    def __init__(
+        self,
+        mapper: PayloadPropertyMapper,
+        prepare: Callable[[Callable[[BranchOutcome], None]], _ParallelCall],
+    ) -> None:
         self._mapper = mapper
-        self._call: _ParallelCall | None = None
         self._started = False
         self._ready: deque[BranchOutcome] = deque()
         self._wakeup: asyncio.Future[None] | None = None
+        self._call = prepare(self._push)  # the call reports each finished branch to _push
 
     def _push(self, outcome: BranchOutcome) -> None:
         self._ready.append(outcome)
@@ -449,7 +451,6 @@ class BranchStream:
 
     async def __anext__(self) -> tuple[str, BranchOutcome]:
         call = self._call
-        assert call is not None
         if not self._started:
             self._started = True
             call.start()
@@ -467,7 +468,7 @@ class BranchStream:
 
     async def aclose(self) -> None:
         call = self._call
-        if call is not None and self._started and call.open:
+        if self._started and call.open:
             call.stop("cancelled: the stream was closed before this branch finished")
             await call.drain()
 
@@ -480,6 +481,6 @@ class BranchStream:
     @property
     def result(self) -> ParallelExecutionResult:
         call = self._call
-        if call is None or not self._started or call.open:
+        if not self._started or call.open:
             raise RuntimeError("the stream's branches have not all finished yet")
         return call.result(self._mapper)
