@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/cx bench
+
+# The long run of the front-end fuzzer (make test runs a short one).
+fuzz: $(STAMP)
+	CX_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/fuzz
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
