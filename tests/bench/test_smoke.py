@@ -27,7 +27,10 @@ def test_quick_fanout_prints_a_table_and_writes_json(
     for key in ("python", "platform", "cpu_count", "event_loop", "uvloop", "scenarios", "targets"):
         assert key in document
     scenarios = document["scenarios"]
-    assert [s["title"] for s in scenarios] == ["K=10 no-op fan-out", "K=100 no-op fan-out"]
+    assert [s["title"] for s in scenarios] == [
+        "K=10 no-op fan-out", "K=10 no-op fan-out, inline handlers",
+        "K=100 no-op fan-out", "K=100 no-op fan-out, inline handlers",
+    ]
     for scenario in scenarios:
         assert scenario["scenario"] == "fanout"
         assert scenario["cxlang"]["median"] > 0

@@ -354,3 +354,47 @@ async def test_no_timeout_with_math_inf(rt: cxlang.Runtime) -> None:
     assert (await rt.parallel({"x": "a.b"}, timeout=math.inf)).payload["x"] == 7
     with pytest.raises(ValueError, match="positive"):
         await rt.parallel({"x": "a.b"}, timeout=0)
+
+
+async def test_task_bound_code_works_before_the_first_await(rt: cxlang.Runtime) -> None:
+    seen: dict[str, bool] = {}
+
+    @rt.on("bound.work")
+    async def bound(event: cxlang.Event) -> str:
+        first = asyncio.current_task()
+        async with asyncio.timeout(5):  # binds to the task the handler lives in
+            await asyncio.sleep(0.001)
+        seen[event.payload["where"]] = first is asyncio.current_task() is not None
+        return "done"
+
+    @rt.on("bound.slow")
+    async def bound_slow(event: cxlang.Event) -> str:
+        async with asyncio.timeout(0.01):
+            await asyncio.sleep(5)
+        return "never"
+
+    res = await rt.parallel({"a": "bound.work", "b": "bound.work", "slow": "bound.slow"},
+                            {"where": "parallel"})
+    assert res.results == {"a": "done", "b": "done"}
+    assert res.failures["slow"].kind == "error"
+    assert "TimeoutError" in res.failures["slow"].message, "the handler's own timeout, not ours"
+    rt.emit("bound.work", {"where": "bus"})
+    await rt.run_until_idle()
+    assert seen == {"parallel": True, "bus": True}
+
+
+async def test_inline_coroutines_start_without_a_task(rt: cxlang.Runtime) -> None:
+    tasks: list[asyncio.Task[Any] | None] = []
+
+    @rt.on("light.work", inline=True)
+    async def light(event: cxlang.Event) -> int:
+        tasks.append(asyncio.current_task())
+        await asyncio.sleep(0)
+        tasks.append(asyncio.current_task())
+        return 1
+
+    caller = asyncio.current_task()
+    res = await rt.parallel({"x": "light.work"})
+    assert res.payload["x"] == 1
+    assert tasks[0] is caller, "the first step ran right here, in the caller"
+    assert tasks[1] is not None and tasks[1] is not caller

@@ -59,8 +59,10 @@ class ProgramHost:
                      *(h for entity in program.entities.values() for h in entity.handlers)]:
             self.namespace[info.function].__qualname__ = \
                 f"handler at {program.source.name}:{info.line}"
+        # Compiled handlers use no task-bound API (services run their I/O in tasks of their
+        # own), so they take the cheapest start: inline, with a task only once they wait.
         self.subscriptions: list[Subscription] = [
-            runtime.on(handler.pattern, self.namespace[handler.function])
+            runtime.on(handler.pattern, self.namespace[handler.function], inline=True)
             for handler in program.handlers
         ]
 
@@ -116,7 +118,8 @@ class ProgramHost:
         # Handlers first, so events that realize emits already reach this instance.
         for handler in info.handlers:
             bound = functools.partial(self.namespace[handler.function], instance)
-            self.subscriptions.append(self.runtime.on(handler.pattern, bound, entity=instance.id))
+            self.subscriptions.append(
+                self.runtime.on(handler.pattern, bound, entity=instance.id, inline=True))
         if info.realize is not None:
             await self.namespace[info.realize](instance, config)
         return instance

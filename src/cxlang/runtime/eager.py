@@ -1,33 +1,47 @@
-"""Eager start: run a coroutine's first step now; make a task only if it suspends.
+"""Starting handler coroutines: eagerly where it is safe, in a task of their own where it is not.
 
 Most handlers finish without ever awaiting anything (a lookup, a bit of arithmetic, an ``emit``).
-Wrapping each in an :class:`asyncio.Task` costs a task object, a loop iteration and a callback
-before the handler even starts. Python 3.12 added ``eager_task_factory`` for this; we need it on
-3.11 too, and we also want no task object at all when the handler completes at once, so we step
-the coroutine ourselves (:func:`.handlers.start_handler` sends the first ``None``).
+Running their first step at once, with no task, saves a task object, a loop iteration and a
+callback each. But code that is tied to its task (``asyncio.timeout()``, ``current_task()``, the
+locks and cancel scopes of anyio and httpx) must see, from its first line, the task it will
+live in. So there are two ways, chosen per handler:
 
-If the coroutine suspended, it yielded a future (or ``None`` for a bare ``sleep(0)``) to the
-event loop. :func:`continue_in_task` hands the half-run coroutine to a real task through a
-:class:`_Resumed` wrapper, whose first step gives the task that same future, so the task waits
-on it exactly as if it had run the first step itself; every later step goes straight through.
+* :func:`start_without_task` for handlers subscribed ``inline=True`` (compiled CX handlers
+  are): the first step runs right here, and a task is made only if the coroutine suspends. The
+  cheapest start there is, for code that uses no task-bound API before its first ``await``.
+* :func:`start_in_task` for every other coroutine handler: a task of its own from the start.
+  On Python 3.12+ it is an eager task (its first step runs now, as that task, and a handler
+  that finishes in it is done at once); on 3.11, which has no eager tasks, the task starts on
+  the loop's next turn, in subscription order, as ``asyncio.TaskGroup`` tasks do.
+
+A task that takes over a coroutine already stepped once is driven through :class:`_Resumed`,
+whose first step gives the task the future the eager step stopped on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator
+import sys
+from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context
 from typing import Any
 
-__all__ = ["continue_in_task"]
+__all__ = ["start_in_task", "start_without_task"]
 
 AnyCoroutine = Coroutine[Any, Any, Any]
+FirstStep = Callable[[], tuple[AnyCoroutine, Any]]
+"""Creates the handler's coroutine and runs it to its first suspension: (coroutine, yielded).
+Raises ``StopIteration`` if the coroutine returned, or the handler's own exception."""
 
 
-def continue_in_task(
-    loop: asyncio.AbstractEventLoop, coro: AnyCoroutine, pending: Any, context: Context
-) -> asyncio.Task[Any]:
-    """Finish a coroutine that was stepped once and is suspended on *pending*, in a task."""
+def start_without_task(first_step: FirstStep, context: Context) -> asyncio.Task[Any]:
+    """Run the first step in *context*; a task only if the coroutine suspended.
+
+    Raises ``StopIteration`` (with the result) if the coroutine returned in its first step, or
+    the handler's exception if it failed there.
+    """
+    coro, pending = context.run(first_step)
+    loop = asyncio.get_running_loop()
     if pending is None:
         # A bare yield (``sleep(0)``) only asks to let the loop go round once, and the task's
         # first step comes a round later anyway: the task can resume the coroutine directly.
@@ -35,8 +49,19 @@ def continue_in_task(
     return loop.create_task(_Resumed(coro, pending), context=context)
 
 
+def start_in_task(coro: AnyCoroutine, context: Context) -> asyncio.Task[Any]:
+    """A task of its own for *coro*, eagerly started where Python can (see the docstring).
+
+    The task may come back already done: the caller reads its result at once.
+    """
+    loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):
+        return asyncio.Task(coro, loop=loop, context=context, eager_start=True)
+    return loop.create_task(coro, context=context)
+
+
 class _Resumed(Coroutine[Any, Any, Any]):
-    """A coroutine that was already stepped once, as a task sees it.
+    """A coroutine that was already stepped once, as its task sees it.
 
     A plain object rather than a wrapping ``async def``: no extra frame on every resume, and a
     fraction of the memory per suspended handler.
@@ -44,9 +69,9 @@ class _Resumed(Coroutine[Any, Any, Any]):
 
     __slots__ = ("_coro", "_first")
 
-    def __init__(self, coro: AnyCoroutine, pending: Any) -> None:
+    def __init__(self, coro: AnyCoroutine, first: Any) -> None:
         self._coro = coro
-        self._first: Any = pending
+        self._first: Any = first
 
     def send(self, value: Any) -> Any:
         if self._first is not _GIVEN:

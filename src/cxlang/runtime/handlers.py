@@ -2,8 +2,9 @@
 
 Both the bus and the coordinator start handlers the same way, through :func:`start_handler`:
 
-* ``async def`` handlers are stepped eagerly (:mod:`.eager`): one that never suspends finishes
-  right here, with no task; one that suspends continues in a task.
+* ``async def`` handlers get a task of their own (eagerly started on Python 3.12+), so
+  task-bound code works in them from the first line; subscribed ``inline=True``, they are
+  stepped right here with no task, and get one only if they suspend (:mod:`.eager`);
 * plain functions run in the pool's threads, unless subscribed ``inline=True`` (fast, non-blocking
   code that may run on the loop);
 * ``cpu_bound=True`` handlers run in the pool's worker processes.
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .context import ExecutionContext, set_context
 from .context import _current as _execution_context
-from .eager import continue_in_task
+from .eager import start_in_task, start_without_task
 from .events import EventPattern
 
 if TYPE_CHECKING:
@@ -37,10 +38,11 @@ _set_context = _execution_context.set  # one call less per handler than set_cont
 
 
 class HandlerKind(enum.Enum):
-    COROUTINE = "coroutine"
-    INLINE = "inline"
-    THREAD = "thread"
-    PROCESS = "process"
+    TASK = "task"  # async def: a task of its own (eagerly started on 3.12+)
+    INLINE_COROUTINE = "inline coroutine"  # async def, inline=True: no task unless it suspends
+    INLINE = "inline"  # def, inline=True: called on the loop
+    THREAD = "thread"  # def: the pool's threads
+    PROCESS = "process"  # cpu_bound=True: the pool's processes
 
 
 class Subscription:
@@ -89,7 +91,7 @@ def classify(callback: Handler, *, cpu_bound: bool, inline: bool) -> HandlerKind
         getattr(callback, "__call__", None)  # noqa: B004 - an object with ``async def __call__``
     )
     if is_async:
-        return HandlerKind.COROUTINE
+        return HandlerKind.INLINE_COROUTINE if inline else HandlerKind.TASK
     return HandlerKind.INLINE if inline else HandlerKind.THREAD
 
 
@@ -110,13 +112,18 @@ def start_handler(
     A handler that fails at once raises here; the caller decides what a failure means.
     """
     kind = sub.kind
-    if kind is HandlerKind.COROUTINE:
-        ctx = copy_context()
+    if kind is HandlerKind.INLINE_COROUTINE:
         try:
-            coro, pending = ctx.run(_first_step, sub.callback, event, context)
+            return Running(start_without_task(_FirstStep(sub.callback, event, context),
+                                              copy_context()))
         except StopIteration as done:
             return done.value
-        return Running(continue_in_task(asyncio.get_running_loop(), coro, pending, ctx))
+    if kind is HandlerKind.TASK:
+        ctx = copy_context()
+        task = start_in_task(ctx.run(_call, sub.callback, event, context), ctx)
+        if task.done():  # an eager task (3.12+) that finished in its first step
+            return task.result()
+        return Running(task)
     if kind is HandlerKind.INLINE:
         return copy_context().run(_call, sub.callback, event, context)
     if kind is HandlerKind.THREAD:
@@ -126,10 +133,20 @@ def start_handler(
     return Running(pool.run_in_process(sub.callback, event, context))
 
 
-def _first_step(fn: Handler, event: Event, context: ExecutionContext) -> tuple[Any, Any]:
-    _set_context(context)
-    coro = fn(event)
-    return coro, coro.send(None)
+class _FirstStep:
+    """Install the execution context, create the handler's coroutine, step it once."""
+
+    __slots__ = ("context", "event", "fn")
+
+    def __init__(self, fn: Handler, event: Event, context: ExecutionContext) -> None:
+        self.fn = fn
+        self.event = event
+        self.context = context
+
+    def __call__(self) -> tuple[Any, Any]:
+        _set_context(self.context)
+        coro = self.fn(self.event)
+        return coro, coro.send(None)
 
 
 def _call(fn: Handler, event: Event, context: ExecutionContext) -> Any:
