@@ -12,15 +12,28 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Backend", "ServiceRequest"]
+__all__ = ["Backend", "BackendError", "BackendUnavailableError", "ServiceRequest"]
+
+
+class BackendError(Exception):
+    """A model call failed in a way the program should hear about: the message says what to do.
+
+    The service turns it into its error event (``thinking.error``...) with this message.
+    """
+
+
+class BackendUnavailableError(BackendError):
+    """The backend cannot be created at all: a missing extra, a missing model file, no model."""
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceRequest:
-    """What a service call asks of a model: the service's name and the call's properties."""
+    """What a service call asks of a model: the service's name, the call's properties and the
+    memories (``learn``-ed texts) found relevant to it."""
 
     service: str
     properties: Mapping[str, Any] = field(default_factory=dict)
+    memories: tuple[str, ...] = ()
 
     @property
     def prompt(self) -> str:
@@ -30,6 +43,13 @@ class ServiceRequest:
             if value is not None:
                 return value if isinstance(value, str) else _as_text(value)
         return ""
+
+    def text(self, key: str) -> str | None:
+        """Property *key* as text (objects as JSON), ``None`` when the call does not set it."""
+        value = self.properties.get(key)
+        if value is None:
+            return None
+        return value if isinstance(value, str) else _as_text(value)
 
 
 class Backend(Protocol):
@@ -42,7 +62,8 @@ class Backend(Protocol):
         ...
 
     def stream(self, request: ServiceRequest) -> AsyncIterator[str]:
-        """The same text in pieces, as it is produced."""
+        """The text ``complete`` (or, for the ``chat`` service, ``chat``) gives, in pieces as
+        they are produced."""
         ...
 
     async def chat(self, request: ServiceRequest) -> str:

@@ -10,6 +10,10 @@
    backward-compatible path).
 4. If a parameter failed or timed out, also emit the service's error event with
    ``{failedHandlers, errors}``.
+
+Around the model call: ``learn`` stores text in the run's :class:`Memory`; later calls get the
+texts most similar to their prompt (``recall: N``, default 3, ``0`` for none); ``stream: true``
+emits ``<completion event>.chunk`` events as the text arrives, before the completion event.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..runtime import Runtime
 from ..runtime.resolver import HandlerParameters
-from .backend import Backend, ServiceRequest
+from .backend import Backend, BackendError, ServiceRequest
+from .memory import Memory
 from .registry import SERVICES, ServiceSpec
 
 __all__ = ["Completion", "ServiceInvoker"]
@@ -41,7 +47,7 @@ class ServiceInvoker:
         self.runtime = runtime
         self.backend = backend
         self.max_concurrency = max_concurrency  # for calls that set no maxConcurrency
-        self.memory: list[tuple[str, list[float]]] = []
+        self.memory = Memory()
 
     async def call(
         self,
@@ -59,7 +65,7 @@ class ServiceInvoker:
         try:
             timeout = _milliseconds(properties.get("timeout"), "timeout")
             cap = _positive_int(properties.get("maxConcurrency"), "maxConcurrency")
-            outcome = await self._ask(spec, properties)
+            outcome = await self._ask(spec, properties, completions)
         except Exception as exc:
             self._fail(spec, properties, exc)
             return None
@@ -86,9 +92,13 @@ class ServiceInvoker:
         await self.runtime.coordinator.emit_parallel(events)
         return consolidated.payload
 
-    async def _ask(self, spec: ServiceSpec, properties: dict[str, Any]) -> Any:
+    async def _ask(
+        self, spec: ServiceSpec, properties: dict[str, Any], completions: Sequence[Completion]
+    ) -> Any:
         """Ask the backend; the service's result and the source payload for its handlers."""
         request = ServiceRequest(spec.name, properties)
+        if spec.kind in ("complete", "chat", "condition"):
+            request = await self._with_memories(request)
         source = {k: v for k, v in properties.items() if k != "handlers"}
         if spec.kind == "timer":
             duration = properties.get("durationMs", 0)
@@ -107,14 +117,41 @@ class ServiceInvoker:
         elif spec.kind == "learn":
             text = request.prompt
             (vector,) = await self.backend.embed([text])
-            self.memory.append((text, vector))
+            self.memory.add(text, vector)
             result = {"learned": text, "memories": len(self.memory)}
+        elif properties.get("stream") is True:
+            result = await self._stream(spec, request, completions)
         elif spec.kind == "chat":
             result = await self.backend.chat(request)
         else:
             result = await self.backend.complete(request)
         source["result"] = result
         return result, source
+
+    async def _with_memories(self, request: ServiceRequest) -> ServiceRequest:
+        """The request with the learnt texts most similar to it, if anything was learnt."""
+        count = request.properties.get("recall", DEFAULT_RECALL)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"recall must be a whole number >= 0 (how many learnt texts to "
+                             f"give the model), got {count!r}")
+        if not count or not len(self.memory):
+            return request
+        query = request.text("evaluate") or request.prompt
+        (vector,) = await self.backend.embed([query])
+        return replace(request, memories=tuple(self.memory.recall(vector, count)))
+
+    async def _stream(
+        self, spec: ServiceSpec, request: ServiceRequest, completions: Sequence[Completion]
+    ) -> str:
+        """The whole text; each piece also goes to ``<target>.chunk`` as it arrives."""
+        names = [f"{name}.chunk" for name, _ in self._targets(spec, completions)]
+        pieces: list[str] = []
+        async for piece in self.backend.stream(request):
+            for name in names:
+                await self.runtime.emit_async(
+                    name, {"chunk": piece, "index": len(pieces), "service": spec.name})
+            pieces.append(piece)
+        return "".join(pieces)
 
     def _targets(
         self, spec: ServiceSpec, completions: Sequence[Completion]
@@ -130,7 +167,10 @@ class ServiceInvoker:
             self.runtime.emit(name, _with(source, custom))
 
     def _fail(self, spec: ServiceSpec, properties: dict[str, Any], exc: Exception) -> None:
-        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if isinstance(exc, BackendError):
+            message = str(exc)  # written for the user already: what failed and what to do
+        else:
+            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         logger.warning("%s failed: %s", spec.name, message)
         if spec.error is not None:
             payload = {k: v for k, v in properties.items() if k != "handlers"}
@@ -139,6 +179,7 @@ class ServiceInvoker:
 
 
 _CONDITION_FAILED = object()
+DEFAULT_RECALL = 3  # learnt texts given to a call; a handful helps, many drown the prompt
 
 
 def _with(payload: dict[str, Any], custom: Mapping[str, Any] | None) -> dict[str, Any]:

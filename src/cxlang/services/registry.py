@@ -6,10 +6,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from .backend import Backend
+from .backend import Backend, BackendUnavailableError
+from .config import BackendSettings
 from .local import LocalBackend
 
-__all__ = ["SERVICES", "ServiceSpec", "backend_names", "create_backend", "service_for_event"]
+__all__ = [
+    "BACKENDS",
+    "SERVICES",
+    "BackendInfo",
+    "ServiceSpec",
+    "backend_names",
+    "create_backend",
+    "service_for_event",
+]
 
 ServiceKind = Literal["complete", "chat", "learn", "condition", "timer"]
 
@@ -53,20 +62,59 @@ def service_for_event(name: str) -> str | None:
     return None
 
 
-_BACKENDS: dict[str, Callable[[float], Backend]] = {
-    "local": LocalBackend,
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    """A backend ``--backend`` can name: what it is, and how to make one from the settings."""
+
+    name: str
+    summary: str
+    create: Callable[[BackendSettings, float], Backend]
+
+
+def _local(settings: BackendSettings, latency: float) -> Backend:
+    return LocalBackend(latency)
+
+
+# The real backends import their libraries (httpx, llama_cpp) only when chosen, so `cx run`
+# on the default backend starts no slower and works without the optional extra.
+def _openai(settings: BackendSettings, latency: float) -> Backend:
+    from .openai import OpenAIBackend  # noqa: PLC0415
+
+    return OpenAIBackend(settings)
+
+
+def _llama(settings: BackendSettings, latency: float) -> Backend:
+    from .llama import LlamaBackend  # noqa: PLC0415
+
+    return LlamaBackend(settings)
+
+
+BACKENDS: dict[str, BackendInfo] = {
+    info.name: info
+    for info in (
+        BackendInfo("local", "built in, deterministic answers derived from the call "
+                    "(the default; --latency simulates a model's delay)", _local),
+        BackendInfo("openai", "any OpenAI-compatible HTTP server: OpenAI, Ollama, "
+                    "llama.cpp's server, vLLM, LM Studio", _openai),
+        BackendInfo("llama", "a GGUF model in process through llama-cpp-python "
+                    "(extra cxlang[local])", _llama),
+    )
 }
 
 
 def backend_names() -> list[str]:
-    return sorted(_BACKENDS)
+    return list(BACKENDS)
 
 
-def create_backend(name: str, *, latency: float = 0.0) -> Backend:
-    """The backend called *name*; ``latency`` (seconds) applies to the embedded one."""
+def create_backend(
+    name: str, *, latency: float = 0.0, settings: BackendSettings | None = None
+) -> Backend:
+    """The backend called *name*, configured by *settings* (model, server, limits);
+    ``latency`` (seconds) applies to the embedded one. Raises ``BackendUnavailableError`` saying
+    what to install or set when it cannot be made."""
     try:
-        factory = _BACKENDS[name]
+        info = BACKENDS[name]
     except KeyError:
         known = ", ".join(backend_names())
-        raise ValueError(f"unknown backend {name!r}; available: {known}") from None
-    return factory(latency)
+        raise BackendUnavailableError(f"unknown backend {name!r}; available: {known}") from None
+    return info.create(settings or BackendSettings(backend=name), latency)

@@ -1,0 +1,129 @@
+"""Which backend, which model, which server: from the command line, the environment or a file.
+
+Precedence, highest first: ``--backend`` / ``--model``; the environment (``CX_BACKEND``,
+``CX_MODEL``, ``CX_EMBEDDING_MODEL``, and the OpenAI ecosystem's ``OPENAI_BASE_URL`` and
+``OPENAI_API_KEY``); the first ``cx.toml`` (top-level keys) or ``pyproject.toml`` with a
+``[tool.cx]`` table found from the working directory upwards; the defaults below. The API key
+is read from the environment only, so it never ends up in a committed file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BackendSettings", "ConfigError", "find_config", "load_settings"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message names the file or variable and what to write."""
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """Everything a backend needs besides its name. Times in seconds."""
+
+    backend: str = "local"
+    model: str | None = None  # a model name (openai) or a .gguf path (llama)
+    embedding_model: str | None = None  # for learn; the model itself when unset
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    max_concurrency: int = 8  # requests in flight per backend; more wait their turn
+    max_retries: int = 4
+    retry_delay: float = 0.5  # the first retry's backoff window; it doubles per retry, to 8 s
+    source: str = "default"  # where ``backend`` came from, for ``cx backends``
+
+
+_FILE_KEYS: dict[str, type] = {
+    "backend": str, "model": str, "embedding_model": str, "base_url": str,
+    "connect_timeout": float, "read_timeout": float, "max_concurrency": int, "max_retries": int,
+    "retry_delay": float,
+}
+_ENV = {"CX_BACKEND": "backend", "CX_MODEL": "model", "CX_EMBEDDING_MODEL": "embedding_model",
+        "OPENAI_BASE_URL": "base_url", "OPENAI_API_KEY": "api_key"}
+
+
+def find_config(start: Path) -> tuple[Path, Mapping[str, Any]] | None:
+    """The nearest ``cx.toml``, or ``pyproject.toml`` with ``[tool.cx]``, and its settings."""
+    for directory in (start, *start.parents):
+        candidate = directory / "cx.toml"
+        if candidate.is_file():
+            return candidate, _read_toml(candidate)
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("cx")
+            if isinstance(table, Mapping):
+                return pyproject, table
+    return None
+
+
+def load_settings(
+    *,
+    backend: str | None = None,
+    model: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> BackendSettings:
+    """Settings for a run: arguments over environment over file over defaults."""
+    env = os.environ if env is None else env
+    settings = BackendSettings()
+    found = find_config((cwd or Path.cwd()).resolve())
+    if found is not None:
+        path, table = found
+        settings = replace(settings, **_from_file(path, table), source=str(path))
+    from_env: dict[str, Any] = {key: env[var] for var, key in _ENV.items() if env.get(var)}
+    if from_env:
+        source = "CX_BACKEND" if "backend" in from_env else settings.source
+        settings = replace(settings, **from_env, source=source)
+    if backend is not None:
+        settings = replace(settings, backend=backend, source="--backend")
+    if model is not None:
+        settings = replace(settings, model=model)
+    return replace(settings, base_url=settings.base_url.rstrip("/"))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc}") from None
+
+
+def _from_file(path: Path, table: Mapping[str, Any]) -> dict[str, Any]:
+    where = f"{path} [tool.cx]" if path.name == "pyproject.toml" else str(path)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "api_key":
+            raise ConfigError(f"{where}: keep the API key out of files; "
+                              "set the OPENAI_API_KEY environment variable instead")
+        kind = _FILE_KEYS.get(key)
+        if kind is None:
+            known = ", ".join(sorted(_FILE_KEYS))
+            raise ConfigError(f"{where}: unknown setting {key!r}; known: {known}")
+        values[key] = _checked(where, key, kind, value)
+    return values
+
+
+def _checked(where: str, key: str, kind: type, value: Any) -> Any:
+    if kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        expected = "a positive number of seconds"
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        ok = ok and (value >= 1 or key != "max_concurrency")
+        expected = "a whole number" + (" of at least 1" if key == "max_concurrency" else " >= 0")
+    else:
+        ok = isinstance(value, str) and bool(value)
+        expected = "a non-empty string"
+    if not ok:
+        raise ConfigError(f"{where}: {key} must be {expected}, got {value!r}")
+    return float(value) if kind is float else value

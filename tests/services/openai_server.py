@@ -1,0 +1,329 @@
+"""A small OpenAI-compatible HTTP server on loopback, for the backend's tests.
+
+Real sockets, real HTTP/1.1 (keep-alive, chunked server-sent events), its own event loop in a
+thread, so both ``cx run`` (which starts its own loop) and async tests can talk to it. It
+records every exchange with its own timestamps and notices when a client goes away mid-request.
+Faults are injected per request by a key: a request whose text contains the key gets the fault.
+
+Replies: ``echo: <last user message>`` unless ``reply(key, text)`` says otherwise; embeddings
+are bag-of-words counts, so texts that share words are similar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+DIMENSIONS = 32
+
+
+@dataclass(frozen=True)
+class Fault:
+    """``status``: answer that status; ``delay``: answer normally after ``seconds``; ``malformed``:
+    200 with a body that is not JSON; ``drop``: close the connection without answering;
+    ``drop_mid_stream``: stream two pieces, then close; ``hold``: stream one piece, then wait
+    until ``release()``."""
+
+    kind: str
+    status: int = 500
+    retry_after: str | None = None
+    seconds: float = 0.0
+
+
+def status(code: int, retry_after: str | None = None) -> Fault:
+    return Fault("status", status=code, retry_after=retry_after)
+
+
+def delay(seconds: float) -> Fault:
+    return Fault("delay", seconds=seconds)
+
+
+MALFORMED = Fault("malformed")
+DROP = Fault("drop")
+DROP_MID_STREAM = Fault("drop_mid_stream")
+HOLD = Fault("hold")
+
+
+@dataclass
+class Exchange:
+    """One request as the server saw it; times are the server's ``time.monotonic()``."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    text: str
+    connection: int
+    started: float
+    ended: float | None = None
+    outcome: str = "open"  # ok, status 500, malformed, dropped, disconnected
+
+    def finish(self, outcome: str) -> None:
+        self.outcome = outcome
+        self.ended = time.monotonic()
+
+
+@dataclass
+class OpenAIServer:
+    models: list[str] = field(default_factory=lambda: ["test-model", "test-embed"])
+    api_key: str | None = None
+    exchanges: list[Exchange] = field(default_factory=list)
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self._scripted: list[tuple[str, Fault]] = []
+        self._always: list[tuple[str, Fault]] = []
+        self._replies: list[tuple[str, str]] = []
+        self._connections = itertools.count(1)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._released: asyncio.Event | None = None
+
+    # Control, from the test's thread -----------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> OpenAIServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=5)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def fail(self, key: str, *faults: Fault) -> None:
+        """The next requests about *key* get these faults, one each, in order."""
+        self._scripted.extend((key, fault) for fault in faults)
+
+    def always(self, key: str, fault: Fault) -> None:
+        self._always.append((key, fault))
+
+    def reply(self, key: str, text: str) -> None:
+        self._replies.append((key, text))
+
+    def release(self) -> None:
+        """Let held streams go on."""
+        self._loop.call_soon_threadsafe(self._release_now)
+
+    def about(self, key: str) -> list[Exchange]:
+        return [e for e in self.exchanges if key in e.text]
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+        """Poll a condition the server's thread makes true (bounded: the test fails, not hangs)."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    # Serving ------------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        self._released = asyncio.Event()
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _release_now(self) -> None:
+        assert self._released is not None
+        self._released.set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        connection = next(self._connections)
+        try:
+            while await self._one(reader, writer, connection):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   connection: int) -> bool:
+        """Serve one request; False when the connection is done."""
+        line = await reader.readline()
+        if not line:
+            return False
+        method, path, _ = line.decode().split(" ", 2)
+        headers: dict[str, str] = {}
+        while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = header.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        raw = await reader.readexactly(int(headers.get("content-length", "0")))
+        body = json.loads(raw) if raw else None
+        exchange = Exchange(method, path, headers, body, _text_of(body), connection,
+                            time.monotonic())
+        self.exchanges.append(exchange)
+        return await self._answer(exchange, reader, writer)
+
+    def _fault_for(self, text: str) -> Fault | None:
+        for i, (key, fault) in enumerate(self._scripted):
+            if key in text:
+                del self._scripted[i]
+                return fault
+        return next((fault for key, fault in self._always if key in text), None)
+
+    async def _answer(self, exchange: Exchange, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; False when the connection is to be closed."""
+        if self.api_key and exchange.headers.get("authorization") != f"Bearer {self.api_key}":
+            await _send_json(exchange, writer, 401,
+                             {"error": {"message": "Incorrect API key provided"}})
+            return True
+        fault = self._fault_for(exchange.text)
+        kind = fault.kind if fault is not None else None
+        if fault is not None and kind == "delay" and await _client_left(reader, fault.seconds):
+            exchange.finish("disconnected")
+            return False
+        if kind == "drop":
+            exchange.finish("dropped")
+            return False
+        if fault is not None and kind == "status":
+            extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            await _send_json(exchange, writer, fault.status,
+                             {"error": {"message": f"injected {fault.status}"}}, extra)
+            return True
+        if kind == "malformed":
+            await _send(exchange, writer, 200, b'{"choices": [ this is not json',
+                        "application/json", outcome="malformed")
+            return True
+        if exchange.path == "/v1/models" and exchange.method == "GET":
+            await _send_json(exchange, writer, 200, {"object": "list", "data": [
+                {"id": m, "object": "model"} for m in self.models]})
+        elif exchange.path == "/v1/embeddings":
+            inputs = exchange.body["input"]
+            inputs = [inputs] if isinstance(inputs, str) else inputs
+            await _send_json(exchange, writer, 200, {
+                "object": "list", "model": exchange.body["model"],
+                "data": [{"index": i, "embedding": _embedding(t)} for i, t in enumerate(inputs)]})
+        elif exchange.path == "/v1/chat/completions":
+            text = self._reply_for(exchange.body)
+            if exchange.body.get("stream"):
+                return await self._stream(exchange, reader, writer, text, kind)
+            await _send_json(exchange, writer, 200, {
+                "id": "chatcmpl-test", "object": "chat.completion",
+                "model": exchange.body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": text}}]})
+        else:
+            await _send_json(exchange, writer, 404,
+                             {"error": {"message": f"no route {exchange.path}"}})
+        return True
+
+    def _reply_for(self, body: dict[str, Any]) -> str:
+        everything = _text_of(body)
+        for key, text in self._replies:
+            if key in everything:
+                return text
+        users = [m["content"] for m in body["messages"] if m["role"] == "user"]
+        return f"echo: {users[-1] if users else ''}"
+
+    async def _stream(self, exchange: Exchange, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter, text: str, kind: str | None) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        for number, piece in enumerate(re.findall(r"\S+\s*", text)):
+            if kind == "drop_mid_stream" and number == 2:
+                exchange.finish("dropped")
+                return False
+            chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk",
+                     "choices": [{"index": 0, "delta": {"content": piece},
+                                  "finish_reason": None}]}
+            _write_chunk(writer, f": keep-alive\n\ndata: {json.dumps(chunk)}\n\n")
+            await writer.drain()
+            if kind == "hold" and number == 0 and \
+                    await self._client_left_before_release(reader):
+                exchange.finish("disconnected")
+                return False
+        exchange.finish("ok")  # before the last bytes: the client may look as soon as they land
+        _write_chunk(writer, "data: [DONE]\n\n")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+
+    async def _client_left_before_release(self, reader: asyncio.StreamReader) -> bool:
+        assert self._released is not None
+        released = asyncio.ensure_future(self._released.wait())
+        eof = asyncio.ensure_future(reader.read(1))
+        done, _ = await asyncio.wait({released, eof}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (released, eof):
+            waiter.cancel()
+        await asyncio.gather(released, eof, return_exceptions=True)
+        return eof in done
+
+
+def _text_of(body: Any) -> str:
+    if not isinstance(body, dict):
+        return ""
+    if "messages" in body:
+        return "\n".join(str(m.get("content", "")) for m in body["messages"])
+    inputs = body.get("input", "")
+    return "\n".join(inputs) if isinstance(inputs, list) else str(inputs)
+
+
+def _embedding(text: str) -> list[float]:
+    vector = [0.0] * DIMENSIONS
+    for word in re.findall(r"[a-z]+", text.lower()):
+        vector[hashlib.sha256(word.encode()).digest()[0] % DIMENSIONS] += 1.0
+    return vector
+
+
+async def _client_left(reader: asyncio.StreamReader, seconds: float) -> bool:
+    """Wait *seconds*, unless the client closes the connection first (then True)."""
+    eof = asyncio.ensure_future(reader.read(1))
+    done, _ = await asyncio.wait({eof}, timeout=seconds)
+    if done:
+        return True
+    eof.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await eof
+    return False
+
+
+async def _send(exchange: Exchange, writer: asyncio.StreamWriter, code: int, body: bytes,
+                kind: str, extra: dict[str, str] | None = None, outcome: str = "") -> None:
+    # Finished before the bytes go out: the client may look at the exchange as soon as they land.
+    exchange.finish(outcome or ("ok" if code == 200 else f"status {code}"))
+    head = [f"HTTP/1.1 {code} {'OK' if code == 200 else 'Error'}",
+            f"Content-Type: {kind}", f"Content-Length: {len(body)}"]
+    head += [f"{k}: {v}" for k, v in (extra or {}).items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    await writer.drain()
+
+
+async def _send_json(exchange: Exchange, writer: asyncio.StreamWriter, code: int, data: Any,
+                     extra: dict[str, str] | None = None) -> None:
+    await _send(exchange, writer, code, json.dumps(data).encode(), "application/json", extra)
+
+
+def _write_chunk(writer: asyncio.StreamWriter, text: str) -> None:
+    data = text.encode()
+    writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")

@@ -1,0 +1,358 @@
+"""The openai backend against a real HTTP server on loopback: protocol, pool, limits, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from cxlang.services import (
+    BackendError,
+    BackendSettings,
+    BackendUnavailableError,
+    ServiceRequest,
+)
+from cxlang.services.openai import OpenAIBackend
+from cxlang.services.retry import RetryPolicy
+
+from .openai_server import DROP, DROP_MID_STREAM, HOLD, MALFORMED, OpenAIServer, delay, status
+
+
+class Sleeps:
+    """A RetryPolicy sleep that records each wait and takes none of it."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def backend(settings: BackendSettings) -> AsyncIterator[OpenAIBackend]:
+    made = OpenAIBackend(settings)
+    yield made
+    await made.aclose()
+
+
+def recorded(settings: BackendSettings, max_retries: int = 4) -> tuple[OpenAIBackend, Sleeps]:
+    sleeps = Sleeps()
+    policy = RetryPolicy(max_retries=max_retries, sleep=sleeps, rng=random.Random(7))
+    return OpenAIBackend(settings, retry=policy), sleeps
+
+
+def think(prompt: str, **properties: object) -> ServiceRequest:
+    return ServiceRequest("think", {"prompt": prompt, **properties})
+
+
+def overlapping(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    most = current = 0
+    for _, step in edges:
+        current += step
+        most = max(most, current)
+    return most
+
+
+# The protocol -----------------------------------------------------------------------------------
+
+async def test_complete_sends_a_chat_completion_and_returns_its_text(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    text = await backend.complete(think("Analyse Q3", temperature=0.2, maxTokens=50,
+                                        context="sales grew"))
+    assert text == "echo: Context: sales grew\n\nAnalyse Q3"
+    (exchange,) = server.exchanges
+    assert (exchange.method, exchange.path) == ("POST", "/v1/chat/completions")
+    body = exchange.body
+    assert body["model"] == "test-model"
+    assert (body["temperature"], body["max_tokens"]) == (0.2, 50)
+    assert [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert "stream" not in body
+
+
+async def test_chat_passes_the_history_and_the_system_prompt(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    reply = await backend.chat(ServiceRequest("chat", {
+        "message": "how are you?", "messages": history, "system": "Be terse."}))
+    assert reply == "echo: how are you?"
+    messages = server.exchanges[0].body["messages"]
+    assert messages == [{"role": "system", "content": "Be terse."}, *history,
+                        {"role": "user", "content": "how are you?"}]
+
+
+async def test_api_key_goes_in_the_authorization_header(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    server.api_key = "sk-test"
+    good = OpenAIBackend(replace(settings, api_key="sk-test"))
+    wrong = OpenAIBackend(replace(settings, api_key="sk-wrong", max_retries=3))
+    try:
+        assert await good.complete(think("hi")) == "echo: hi"
+        with pytest.raises(BackendError, match=r"401 Unauthorized: Incorrect API key.*"
+                                               r"set OPENAI_API_KEY"):
+            await wrong.complete(think("hi"))
+    finally:
+        await good.aclose()
+        await wrong.aclose()
+    assert [e.outcome for e in server.exchanges] == ["ok", "status 401"]  # 401 is not retried
+
+
+async def test_embeddings_come_back_in_input_order(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    vectors = await backend.embed(["green tea", "black coffee", "green tea"])
+    assert len(vectors) == 3
+    assert vectors[0] == vectors[2] != vectors[1]
+    assert server.exchanges[0].path == "/v1/embeddings"
+    assert server.exchanges[0].body == {"model": "test-model",
+                                        "input": ["green tea", "black coffee", "green tea"]}
+
+
+async def test_embedding_model_is_used_for_embeddings(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    made = OpenAIBackend(replace(settings, embedding_model="test-embed"))
+    try:
+        await made.embed(["x"])
+    finally:
+        await made.aclose()
+    assert server.exchanges[0].body["model"] == "test-embed"
+
+
+async def test_classify_reads_yes_and_no(backend: OpenAIBackend, server: OpenAIServer) -> None:
+    server.reply("sky is blue", "Yes.")
+    server.reply("grass is purple", "no")
+    server.reply("undecided", "Perhaps, it depends.")
+    assert await backend.classify(ServiceRequest("is", {"evaluate": "the sky is blue"})) is True
+    assert await backend.classify(ServiceRequest("is", {"evaluate": "grass is purple"})) is False
+    with pytest.raises(BackendError, match="neither yes nor no"):
+        await backend.classify(ServiceRequest("is", {"evaluate": "undecided"}))
+    body = server.exchanges[0].body
+    assert (body["temperature"], body["max_tokens"]) == (0.0, 8)
+    assert "Statement: the sky is blue" in body["messages"][1]["content"]
+
+
+async def test_stream_yields_pieces_while_the_server_is_still_sending(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    server.always("story", HOLD)
+    pieces = backend.stream(think("a long story"))
+    first = await anext(pieces)
+    # The server holds the rest back until released: this piece came before the answer ended.
+    (exchange,) = server.exchanges
+    assert exchange.body["stream"] is True
+    assert exchange.ended is None
+    server.release()
+    rest = [piece async for piece in pieces]
+    assert first + "".join(rest) == "echo: a long story"
+    assert len(rest) == 3
+    assert exchange.outcome == "ok"
+
+
+# Pool, concurrency limit, timeouts, cancellation ------------------------------------------------
+
+async def test_sequential_requests_share_one_pooled_connection(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    for n in range(4):
+        await backend.complete(think(f"q{n}"))
+    assert {e.connection for e in server.exchanges} == {1}
+
+
+async def test_parallel_requests_overlap_at_the_server(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    server.always("SLOW", delay(0.15))
+    results = await asyncio.gather(*(backend.complete(think(f"SLOW {n}")) for n in range(3)))
+    assert results == [f"echo: SLOW {n}" for n in range(3)]
+    intervals = [(e.started, e.ended or 0.0) for e in server.exchanges]
+    assert max(start for start, _ in intervals) < min(end for _, end in intervals)
+    assert len({e.connection for e in server.exchanges}) == 3
+
+
+async def test_the_concurrency_limit_caps_requests_in_flight(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    server.always("SLOW", delay(0.05))
+    made = OpenAIBackend(replace(settings, max_concurrency=2))
+    try:
+        results = await asyncio.gather(*(made.complete(think(f"SLOW {n}")) for n in range(6)))
+    finally:
+        await made.aclose()
+    assert len(results) == 6
+    assert overlapping([(e.started, e.ended or 0.0) for e in server.exchanges]) == 2
+
+
+async def test_read_timeout_fails_clearly_and_the_server_sees_the_disconnect(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    server.always("HANG", delay(30))
+    made = OpenAIBackend(replace(settings, read_timeout=0.2))
+    try:
+        with pytest.raises(BackendError, match=r"no answer within the read timeout of 0\.2 s"):
+            await made.complete(think("HANG"))
+    finally:
+        await made.aclose()
+    assert server.wait_until(lambda: server.exchanges[0].outcome == "disconnected")
+    assert len(server.exchanges) == 1  # a slow model is not asked twice
+
+
+async def test_cancelling_the_call_cancels_the_request_at_the_server(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    server.always("HANG", delay(30))
+    call = asyncio.ensure_future(backend.complete(think("HANG")))
+    assert await asyncio.to_thread(server.wait_until, lambda: len(server.exchanges) == 1)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert await asyncio.to_thread(
+        server.wait_until, lambda: server.exchanges[0].outcome == "disconnected")
+    # The pool goes on working after a cancelled request.
+    assert await backend.complete(think("after")) == "echo: after"
+
+
+async def test_cancelling_a_stream_cancels_the_request_at_the_server(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    server.always("story", HOLD)
+
+    async def consume() -> list[str]:
+        return [piece async for piece in backend.stream(think("a story"))]
+
+    call = asyncio.ensure_future(consume())
+    assert await asyncio.to_thread(server.wait_until, lambda: len(server.exchanges) == 1)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert await asyncio.to_thread(
+        server.wait_until, lambda: server.exchanges[0].outcome == "disconnected")
+
+
+# Retries -----------------------------------------------------------------------------------------
+
+async def test_5xx_is_retried_with_growing_backoff_then_succeeds(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    server.fail("flaky", status(500), status(503), status(502))
+    made, sleeps = recorded(settings)
+    try:
+        assert await made.complete(think("flaky")) == "echo: flaky"
+    finally:
+        await made.aclose()
+    assert [e.outcome for e in server.exchanges] == \
+        ["status 500", "status 503", "status 502", "ok"]
+    # Attempt n waits a draw from [w/2, w] with w = 0.5 s * 2**n.
+    assert len(sleeps.waits) == 3
+    for n, wait in enumerate(sleeps.waits):
+        assert 0.25 * 2 ** n <= wait <= 0.5 * 2 ** n
+
+
+async def test_retries_stop_after_max_retries_with_a_clear_error(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    server.always("down", status(500))
+    made, sleeps = recorded(settings, max_retries=3)
+    try:
+        with pytest.raises(BackendError) as caught:
+            await made.complete(think("down"))
+    finally:
+        await made.aclose()
+    assert len(server.exchanges) == 4
+    assert len(sleeps.waits) == 3
+    assert str(caught.value) == (
+        f"openai backend at {server.url}: the server answered 500 Internal Server Error: "
+        "injected 500; gave up after 4 attempts")
+
+
+async def test_429_honours_retry_after(server: OpenAIServer, settings: BackendSettings) -> None:
+    server.fail("busy", status(429, retry_after="3"), status(429, retry_after="0"))
+    made, sleeps = recorded(settings)
+    try:
+        assert await made.complete(think("busy")) == "echo: busy"
+    finally:
+        await made.aclose()
+    assert [e.outcome for e in server.exchanges] == ["status 429", "status 429", "ok"]
+    assert sleeps.waits[0] == 3.0  # the server's wish, above the 0.25-0.5 s backoff
+    assert 0.5 <= sleeps.waits[1] <= 1.0  # Retry-After: 0 leaves the backoff in charge
+
+
+async def test_a_retry_after_longer_than_cx_waits_fails_at_once(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    server.always("later", status(429, retry_after="3600"))
+    made, sleeps = recorded(settings)
+    try:
+        with pytest.raises(BackendError, match=r"429 Too Many Requests.*retry after 3600 s, "
+                                               r"longer than cx waits \(60 s\)"):
+            await made.complete(think("later"))
+    finally:
+        await made.aclose()
+    assert (len(server.exchanges), sleeps.waits) == (1, [])
+
+
+async def test_a_dropped_connection_is_retried(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    server.fail("drop", DROP, DROP)
+    made, sleeps = recorded(settings)
+    try:
+        assert await made.complete(think("drop")) == "echo: drop"
+    finally:
+        await made.aclose()
+    assert [e.outcome for e in server.exchanges] == ["dropped", "dropped", "ok"]
+    assert len(sleeps.waits) == 2
+
+
+async def test_no_server_is_retried_then_reported(settings: BackendSettings) -> None:
+    closed = replace(settings, base_url="http://127.0.0.1:9/v1")  # the discard port: refused
+    made, sleeps = recorded(closed, max_retries=2)
+    try:
+        with pytest.raises(BackendError, match=r"127\.0\.0\.1:9/v1: cannot connect.*"
+                                               r"gave up after 3 attempts"):
+            await made.complete(think("anyone?"))
+    finally:
+        await made.aclose()
+    assert len(sleeps.waits) == 2
+
+
+async def test_malformed_json_is_an_error_not_a_retry(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    server.always("garbled", MALFORMED)
+    with pytest.raises(BackendError, match=r"response to chat/completions is not valid JSON"):
+        await backend.complete(think("garbled"))
+    assert len(server.exchanges) == 1
+
+
+async def test_a_stream_is_retried_before_its_first_piece_but_not_after(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    server.fail("once", status(503))
+    server.always("cut", DROP_MID_STREAM)
+    made, sleeps = recorded(settings)
+    try:
+        text = "".join([piece async for piece in made.stream(think("once upon a time"))])
+        assert text == "echo: once upon a time"
+        received: list[str] = []
+        with pytest.raises(BackendError, match="dropped in the middle of a streamed answer"):
+            async for piece in made.stream(think("cut short here")):
+                received.append(piece)
+    finally:
+        await made.aclose()
+    assert received == ["echo: ", "cut "]
+    assert [e.outcome for e in server.exchanges] == ["status 503", "ok", "dropped"]
+    assert len(sleeps.waits) == 1
+
+
+async def test_a_model_is_required(settings: BackendSettings) -> None:
+    with pytest.raises(BackendUnavailableError, match="needs a model: --model NAME or CX_MODEL"):
+        OpenAIBackend(replace(settings, model=None))
