@@ -15,6 +15,7 @@ from .language import compile_time, hot_loop
 from .measure import Budget
 from .memory import memory
 from .model import ScenarioResult
+from .nats_bus import nats_bus
 from .throughput import throughput
 
 __all__ = ["SCENARIOS", "Scenario", "names", "select"]
@@ -36,6 +37,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("cpu", "cpu_bound handlers in the process pool vs in process", cpu),
     Scenario("compile", "parse and compile a generated 2,000-line CX program", compile_time),
     Scenario("hotloop", "a CX loop vs the same loop in plain Python", hot_loop),
+    Scenario("nats", "the bus and parallel calls over a NATS server on loopback", nats_bus),
 )
 
 

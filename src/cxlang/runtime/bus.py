@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .context import ExecutionContext
 from .context import _current as _execution_context
@@ -24,7 +24,7 @@ from .events import Event, EventPattern
 from .handlers import Handler, Running, Subscription, classify, start_handler
 from .pool import ParallelTaskPool
 
-__all__ = ["SYSTEM_ERROR", "EventBus", "FailureListener"]
+__all__ = ["SYSTEM_ERROR", "EventBus", "FailureListener", "Transport"]
 
 FailureListener = Callable[[Event, Subscription, BaseException], None]
 """Told of every handler failure, with the exception itself (``system.error`` has only text)."""
@@ -36,6 +36,20 @@ _current_context = _execution_context.get
 _DRAIN_BATCH = 2048  # events per loop iteration, so a flood of events cannot starve the loop
 
 logger = logging.getLogger("cxlang.bus")
+
+
+class Transport(Protocol):
+    """The seam to other processes (:mod:`cxlang.runtime.distributed`); ``None`` on a bus that
+    stays in one process, which then pays one attribute test per emit and nothing else."""
+
+    def publish(self, event: Event) -> None:
+        """Send an event this process emitted to the other processes (never blocks)."""
+
+    def subscriptions_changed(self) -> None:
+        """The bus's subscriptions changed: tell the other processes what this one serves."""
+
+    def remote_handlers(self, name: str) -> tuple[Subscription, ...]:
+        """One unit per handler of *name* that other processes serve, for parallel calls."""
 
 
 class EventBus:
@@ -57,6 +71,7 @@ class EventBus:
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._closed = False
         self.failure_listeners: list[FailureListener] = []
+        self.transport: Transport | None = None
 
     # Subscribing -----------------------------------------------------------------------------
 
@@ -73,6 +88,8 @@ class EventBus:
         sub = Subscription(EventPattern(pattern), handler, kind, entity, self._remove)
         self._subscriptions.append(sub)
         self._dispatch.clear()
+        if self.transport is not None:
+            self.transport.subscriptions_changed()
         return sub
 
     def unsubscribe(self, handler: Handler | Subscription) -> int:
@@ -85,6 +102,13 @@ class EventBus:
     def _remove(self, sub: Subscription) -> None:
         self._subscriptions.remove(sub)
         self._dispatch.clear()
+        if self.transport is not None:
+            self.transport.subscriptions_changed()
+
+    @property
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        """Every subscription, in subscription order."""
+        return tuple(self._subscriptions)
 
     def handlers_for(self, name: str) -> tuple[Subscription, ...]:
         """The subscriptions an event called *name* reaches, in subscription order (cached)."""
@@ -107,6 +131,8 @@ class EventBus:
         """Queue an event and return at once; raises :class:`QueueFull` at the bound."""
         event = self.make_event(name, payload)
         self.enqueue(event)
+        if self.transport is not None:
+            self.transport.publish(event)
         return event
 
     async def emit_async(self, name: str, payload: dict[str, Any] | None = None) -> Event:
@@ -118,6 +144,8 @@ class EventBus:
             self._schedule_drain()
             await room
         self.enqueue(event)
+        if self.transport is not None:
+            self.transport.publish(event)
         return event
 
     def enqueue(self, event: Event) -> None:

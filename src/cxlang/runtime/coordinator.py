@@ -1,8 +1,8 @@
 """ParallelHandlerCoordinator: run every handler parameter of a call at once.
 
 One call is one :class:`_ParallelCall`. Each parameter is a *branch*; each handler subscribed to
-the parameter's event is a *unit* of that branch. Units start eagerly (a handler that never
-suspends finishes inside ``start``, with no task and no timer), in declaration order, as long as
+the parameter's event is a *unit* of that branch. Units start in declaration order (an inline
+handler that never suspends finishes inside ``start``, with no task and no timer), as long as
 the call's ``max_concurrency`` and the pool's budget allow; the rest wait in a queue and start as
 others finish. A unit that suspends gets a deadline; one timer per call, set for the earliest
 deadline, cancels each unit whose deadline has passed (its ``finally`` runs) and its branch
@@ -32,9 +32,18 @@ from .mapper import PayloadPropertyMapper
 from .outcomes import BranchOutcome, Failure, ParallelExecutionResult
 from .resolver import HandlerParameters
 
-__all__ = ["BranchStream", "ParallelHandlerCoordinator"]
+__all__ = ["BranchFailed", "BranchStream", "ParallelHandlerCoordinator"]
 
 _monotonic = time.monotonic
+
+
+class BranchFailed(Exception):  # noqa: N818 - it carries a failure, it is not one itself
+    """Raised by a unit that knows its failure's kind, such as a handler in another process
+    that timed out there or whose server is gone; reported as that :class:`Failure`."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
 
 
 class ParallelHandlerCoordinator:
@@ -69,13 +78,21 @@ class ParallelHandlerCoordinator:
         return _ParallelCall(self.bus, branches, source, limit, max_concurrency, fail_fast,
                              on_outcome)
 
-    async def emit_parallel(self, events: list[Event]) -> list[list[Any]]:
+    async def emit_parallel(
+        self, events: list[Event], *, publish: bool = True
+    ) -> list[list[Any]]:
         """Dispatch *events* to their handlers all at once and wait for every handler.
 
         Unlike a parallel call this is plain event delivery: no timeout, no ``no_handler``, and a
         failing handler is reported as ``system.error`` (its slot in the result holds the
-        :class:`Failure`). Returns each event's handler results in subscription order.
+        :class:`Failure`). Returns each event's handler results in subscription order. With a
+        transport, other processes get the events as ordinary emits (unless *publish* is false:
+        the events came from them); only this process's handlers are waited for.
         """
+        transport = self.bus.transport
+        if publish and transport is not None:
+            for event in events:
+                transport.publish(event)
         call = _ParallelCall(self.bus, [(e.name, e) for e in events], {}, math.inf, None,
                              False, None, report_failures=True)
         call.start()
@@ -227,9 +244,14 @@ class _ParallelCall:
         self._waiter: asyncio.Future[None] | None = None
         self._settled: asyncio.Future[None] | None = None
         handlers_for = bus.handlers_for
+        # Handlers in other processes join a parameter's own (never plain delivery's).
+        remote = None if report_failures or bus.transport is None else \
+            bus.transport.remote_handlers
         queue = self.queue
         for index, (name, event) in enumerate(branches):
             subs = handlers_for(event.name)
+            if remote is not None:
+                subs += remote(event.name)
             branch = _Branch(self, index, name, event, len(subs))
             self.branches.append(branch)
             for i, sub in enumerate(subs):
@@ -293,6 +315,9 @@ class _ParallelCall:
         self.running += 1
         try:
             started = start_handler(sub, event, context, self.bus.pool)
+        except BranchFailed as exc:
+            self._unit_finished(unit, None, exc.failure)
+            return
         except Exception as exc:
             self._unit_finished(unit, None, Failure.from_exception(exc))
             return
@@ -336,7 +361,7 @@ class _ParallelCall:
             failure = Failure("cancelled", self.stop_reason or "the handler was cancelled")
             value = None
         elif (exc := future.exception()) is not None:
-            failure = Failure.from_exception(exc)
+            failure = exc.failure if type(exc) is BranchFailed else Failure.from_exception(exc)
             value = None
         else:
             failure = None

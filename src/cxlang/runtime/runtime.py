@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .bus import EventBus
 from .coordinator import BranchStream, ParallelHandlerCoordinator
@@ -17,6 +17,9 @@ from .handlers import Handler, Subscription
 from .outcomes import ParallelExecutionResult
 from .pool import ParallelTaskPool
 from .resolver import HandlerParameterResolver, ParameterSpec
+
+if TYPE_CHECKING:
+    from .distributed.transport import NatsTransport
 
 __all__ = ["Runtime"]
 
@@ -32,6 +35,11 @@ class Runtime:
     - ``default_timeout``: per-handler timeout of parallel calls, in seconds.
     - ``max_threads`` / ``max_processes``: sizes of the pools for plain and ``cpu_bound``
       handlers.
+    - ``bus``: ``"nats://host:port"`` puts the bus on a NATS server, shared with other
+      processes (``cxlang[nats]``; connect with ``await rt.connect()`` or ``async with``).
+      ``group`` makes this runtime one of a group that shares events and calls, as workers do;
+      ``durable`` stores events in JetStream until handled, ``ack_wait`` seconds at most each
+      before they are handed out again. See :mod:`cxlang.runtime.distributed`.
     """
 
     def __init__(
@@ -42,6 +50,10 @@ class Runtime:
         default_timeout: float = 30.0,
         max_threads: int | None = None,
         max_processes: int | None = None,
+        bus: str | None = None,
+        group: str | None = None,
+        durable: bool = False,
+        ack_wait: float = 30.0,
     ) -> None:
         self.pool = ParallelTaskPool(
             max_concurrency, max_threads=max_threads, max_processes=max_processes
@@ -49,6 +61,15 @@ class Runtime:
         self.bus = EventBus(self.pool, max_queue=max_queue)
         self.coordinator = ParallelHandlerCoordinator(self.bus, default_timeout=default_timeout)
         self.resolver = HandlerParameterResolver()
+        self.transport: NatsTransport | None = None
+        if bus is not None:
+            from .distributed import attach  # noqa: PLC0415 - only a distributed bus pays
+
+            self.transport = attach(bus, self.bus, self.coordinator, group=group,
+                                    durable=durable, handler_timeout=default_timeout,
+                                    ack_wait=ack_wait)
+        elif group is not None or durable:
+            raise ValueError("group= and durable= need a distributed bus: pass bus='nats://...'")
 
     # Handlers --------------------------------------------------------------------------------
 
@@ -164,13 +185,23 @@ class Runtime:
 
     # Lifetime --------------------------------------------------------------------------------
 
+    async def connect(self) -> None:
+        """Connect a distributed bus (nothing to do for one in process); raises
+        :class:`~cxlang.runtime.distributed.BusUnavailable` when the server cannot be reached."""
+        if self.transport is not None:
+            await self.transport.connect()
+
     async def aclose(self) -> None:
-        """Stop accepting events, cancel running handlers, shut the pools down."""
+        """Stop accepting events, cancel running handlers, send what is still queued to the
+        other processes, shut the pools down."""
         self.bus.close()
         await self.bus.cancel_running()
+        if self.transport is not None:
+            await self.transport.close()
         self.pool.shutdown()
 
     async def __aenter__(self) -> Runtime:
+        await self.connect()
         return self
 
     async def __aexit__(

@@ -1,0 +1,106 @@
+"""Serving calls: run one of this process's handlers for a parallel call made elsewhere.
+
+The handler runs here as it would for a local call (same start path, same execution context:
+the caller's execution id and parameter name), bounded by this runtime's handler timeout, and
+the reply carries its value or its failure. Its failure is reported here, like a local
+handler's, because here is where its source and its logs are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..context import ExecutionContext
+from ..handlers import Running, Subscription, start_handler
+from ..outcomes import Failure
+from .codec import Call, decode_call, encode_failure, encode_value
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+
+    from ..bus import EventBus
+    from ..events import Event
+
+__all__ = ["CallServer"]
+
+logger = logging.getLogger("cxlang.distributed")
+
+
+class CallServer:
+    """Answers ``_CX.call.<group>.<event>`` requests with the local handlers' results."""
+
+    def __init__(self, bus: EventBus, prefix: str, timeout: float) -> None:
+        self.bus = bus
+        self.prefix = prefix  # "_CX.call.<group>."
+        self.timeout = timeout
+        self.client: Client | None = None
+        self.running: set[asyncio.Task[None]] = set()
+
+    async def on_request(self, msg: Msg) -> None:
+        name = msg.subject[len(self.prefix):]
+        try:
+            call = decode_call(name, msg.headers, msg.data)
+        except ValueError as exc:
+            await self._reply(msg, encode_failure(Failure("error", f"a malformed call: {exc}")))
+            return
+        subs = self.bus.handlers_for(name)
+        if call.handler >= len(subs):
+            await self._reply(msg, encode_failure(Failure(
+                "no_handler", f"this process has no handler #{call.handler} of {name!r}")))
+            return
+        sub = subs[call.handler]
+        context = ExecutionContext(sub.entity, call.execution_id, call.parameter, call.event)
+        try:
+            started = start_handler(sub, call.event, context, self.bus.pool)
+        except Exception as exc:
+            await self._reply(msg, self._failed(call.event, sub, exc))
+            return
+        if type(started) is Running:
+            # Requests of one subscription arrive one after the other: finish in a task.
+            task = asyncio.get_running_loop().create_task(self._finish(msg, call, sub,
+                                                                       started.future))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        else:
+            await self._reply(msg, encode_value(started, sub.name))
+
+    async def _finish(self, msg: Msg, call: Call, sub: Subscription,
+                      future: asyncio.Future[Any]) -> None:
+        try:
+            value = await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            body = encode_failure(Failure(
+                "timeout", f"{sub.name} did not finish within {self.timeout:g} s (handling "
+                           f"{call.event.name!r}) and was cancelled"))
+        except asyncio.CancelledError:
+            raise  # this process is closing: the caller's own timeout will tell
+        except Exception as exc:
+            body = self._failed(call.event, sub, exc)
+        else:
+            body = encode_value(value, sub.name)
+        await self._reply(msg, body)
+
+    def _failed(self, event: Event, sub: Subscription, exc: BaseException) -> bytes:
+        if self.bus.failure_listeners:
+            self.bus.notify_failure(event, sub, exc)
+        else:
+            logger.error("handler %s failed on %s (called from another process): %r",
+                         sub.name, event.name, exc)
+        return encode_failure(Failure.from_exception(exc))
+
+    async def _reply(self, msg: Msg, body: bytes) -> None:
+        if self.client is None or not msg.reply:
+            return
+        try:
+            await self.client.publish(msg.reply, body)
+        except Exception as exc:  # closed or draining: the caller times out instead
+            logger.warning("could not reply to a call of %s: %r", msg.subject, exc)
+
+    async def close(self) -> None:
+        for task in list(self.running):
+            task.cancel()
+        if self.running:
+            await asyncio.wait(list(self.running))

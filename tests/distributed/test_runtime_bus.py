@@ -1,0 +1,95 @@
+"""Several runtimes of this process on one real nats-server, each with its own connection:
+the rules of how local and remote handlers combine."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Callable
+
+import cxlang
+
+from .children import CX
+from .nats_server import NatsServer, free_port
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "waited in vain"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_group_shares_events_and_overlapping_patterns_deliver_once(
+    nats_server: NatsServer,
+) -> None:
+    handled: list[tuple[str, int]] = []
+    emitter = cxlang.Runtime(bus=nats_server.url)
+    workers = [cxlang.Runtime(bus=nats_server.url, group="shared") for _ in range(2)]
+    for index, worker in enumerate(workers):
+        def record(event: cxlang.Event, index: int = index) -> None:
+            handled.append((event.name, event.payload["n"]))
+
+        worker.on("job.run", record, inline=True)
+        worker.on("job.any", record, inline=True)  # overlaps: still one delivery per process
+    try:
+        for runtime in (*workers, emitter):
+            await runtime.connect()
+        for n in range(20):
+            emitter.emit("job.run", {"n": n})
+        await until(lambda: len(handled) >= 40)
+        await asyncio.sleep(0.1)  # nothing more may come
+    finally:
+        for runtime in (emitter, *workers):
+            await runtime.aclose()
+    # One member of the group took each event; its two handlers both ran.
+    assert sorted(handled) == sorted([("job.run", n) for n in range(20)] * 2)
+
+
+async def test_system_events_stay_in_their_process(nats_server: NatsServer) -> None:
+    seen: list[str] = []
+    async with cxlang.Runtime(bus=nats_server.url) as there, \
+            cxlang.Runtime(bus=nats_server.url) as here:
+        there.on("system.any", lambda e: seen.append(e.name), inline=True)
+        there.on("app.ping", lambda e: seen.append(e.name), inline=True)
+        await asyncio.sleep(0.1)  # the subscriptions reach the server
+        here.emit("system.start", {})
+        here.emit("app.ping", {})
+        await until(lambda: "app.ping" in seen)
+    assert seen == ["app.ping"]
+
+
+async def test_a_parallel_call_mixes_local_and_remote_handlers(nats_server: NatsServer) -> None:
+    async with cxlang.Runtime(bus=nats_server.url, group="remote") as remote:
+        @remote.on("score.text")
+        async def remote_score(event: cxlang.Event) -> dict[str, object]:
+            context = cxlang.current_context()
+            return {"where": "remote", "parameter": context.parameter,
+                    "execution": context.execution_id}
+
+        @remote.on("fail.here")
+        async def fail(event: cxlang.Event) -> None:
+            raise ValueError("remote boom")
+
+        await asyncio.sleep(0.1)
+        async with cxlang.Runtime(bus=nats_server.url) as caller:
+            caller.on("score.text", lambda e: "local", inline=True)
+            result = await caller.parallel(
+                {"score": "score.text", "fail": "fail.here", "nobody": "no.one"}, {"t": 1},
+                timeout=5)
+    local, remote_value = result.payload["score"]
+    assert local == "local"
+    assert remote_value == {"where": "remote", "parameter": "score",
+                            "execution": result.execution_id}
+    assert result.failures["fail"] == cxlang.Failure("error", "ValueError: remote boom")
+    assert result.failures["nobody"].kind == "no_handler"
+
+
+def test_cx_run_says_clearly_when_the_server_is_unreachable() -> None:
+    done = subprocess.run([str(CX), "run", "-", "--bus", f"nats://127.0.0.1:{free_port()}"],
+                          input='print("never");\n', capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "cannot reach the NATS server" in done.stderr and "Traceback" not in done.stderr
