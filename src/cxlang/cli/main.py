@@ -7,14 +7,17 @@ Exit codes: 0 a clean run; 1 a run-time error in the program (reported with its 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
+import re
 import sys
 from pathlib import Path
 
 from .._version import __version__
 from ..compiler import compile_program
 from ..program import ExitCode, RunOptions, run_source
-from ..services import backend_names
+from ..services import BackendSettings, ConfigError, backend_names, load_settings
+from ..services.availability import backend_statuses, render_statuses
 from ..syntax import CxError
 from .durations import duration
 
@@ -30,8 +33,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run a CX program")
     run.add_argument("file", help="the program, or - to read it from standard input")
-    run.add_argument("--backend", default="local", choices=backend_names(),
-                     help="the model backend behind the AI services (default: local)")
+    run.add_argument("--backend", choices=backend_names(),
+                     help="the model backend behind the AI services (default: CX_BACKEND, "
+                          "else cx.toml, else local; see cx backends)")
+    run.add_argument("--model", help="the model: a name for openai (default: CX_MODEL), "
+                                     "a .gguf path for llama")
     run.add_argument("--latency", type=duration, default=0.0, metavar="DURATION",
                      help="make every call of the local backend take this long, e.g. 30ms")
     run.add_argument("--timeout", type=duration, default=math.inf, metavar="SECONDS",
@@ -41,9 +47,33 @@ def _parser() -> argparse.ArgumentParser:
                      help="run parallel handler parameters one at a time (for comparison)")
     run.add_argument("--stats", action="store_true",
                      help="print how long the run took to standard error")
+    _bus_arguments(run)
+    run.add_argument("--serve", action="store_true",
+                     help="with --bus: keep serving the program's handlers after it goes idle, "
+                          "until system.shutdown, SIGINT/SIGTERM or --timeout")
+
+    worker = commands.add_parser("worker", help="serve a program's handlers to the other "
+                                 "processes on a NATS bus, sharing the work with its group")
+    worker.add_argument("file", help="the program whose handlers to serve (its top level runs "
+                                     "first, without system.start)")
+    worker.add_argument("--backend", choices=backend_names(),
+                        help="the model backend behind the AI services, as for cx run")
+    worker.add_argument("--model", help="the model, as for cx run")
+    worker.add_argument("--latency", type=duration, default=0.0, metavar="DURATION",
+                        help="make every call of the local backend take this long")
+    worker.add_argument("--timeout", type=duration, default=math.inf, metavar="SECONDS",
+                        help="stop serving after this long (exit code 3); else SIGINT/SIGTERM")
+    worker.add_argument("--group", help="the queue group to share events and calls with "
+                                        "(default: cx-worker-<program name>)")
+    _bus_arguments(worker, required=True)
+    worker.set_defaults(sequential=False, stats=False, serve=True)
 
     check = commands.add_parser("check", help="parse and compile programs, print diagnostics")
     check.add_argument("files", nargs="+", help="programs to check")
+
+    backends = commands.add_parser("backends", help="list the model backends and which of "
+                                   "them can run here (and why not)")
+    backends.add_argument("--model", help="the model to check for (default: CX_MODEL)")
 
     commands.add_parser("bench", add_help=False,
                         help="measure the runtime against asyncio and LangChain baselines")
@@ -66,9 +96,50 @@ def _run(args: argparse.Namespace) -> int:
         print(source, file=sys.stderr)
         return ExitCode.BAD_PROGRAM
     text, name = source
-    options = RunOptions(backend=args.backend, latency=args.latency, timeout=args.timeout,
-                         sequential=args.sequential, stats=args.stats)
+    settings = _settings(args)
+    if settings is None:
+        return ExitCode.BAD_PROGRAM
+    options = RunOptions(backend=settings.backend, latency=args.latency, timeout=args.timeout,
+                         sequential=args.sequential, stats=args.stats, settings=settings)
+    if args.bus is None and (args.durable or args.serve):
+        print("cx: --durable and --serve need --bus nats://HOST:PORT", file=sys.stderr)
+        return ExitCode.BAD_PROGRAM
+    worker = args.command == "worker"
+    options.bus, options.durable, options.ack_wait = args.bus, args.durable, args.ack_wait
+    options.serve, options.worker = args.serve, worker
+    if worker:
+        options.group = args.group or "cx-worker-" + re.sub(r"[^A-Za-z0-9_-]", "-",
+                                                            Path(name).stem or "stdin")
     return run_source(text, name, options)
+
+
+def _bus_arguments(command: argparse.ArgumentParser, *, required: bool = False) -> None:
+    command.add_argument("--bus", metavar="URL", required=required,
+                         help="share the event bus with other processes on this NATS server, "
+                              "e.g. nats://127.0.0.1:4222 (needs cxlang[nats])")
+    command.add_argument("--durable", action="store_true",
+                         help="with --bus: keep events in JetStream until handled, so none is "
+                              "lost when a process dies mid-handler")
+    command.add_argument("--ack-wait", type=duration, default=30.0, metavar="SECONDS",
+                         help="with --durable: hand an event to another process when its "
+                              "handling has not finished after this long (default 30s)")
+
+
+def _settings(args: argparse.Namespace) -> BackendSettings | None:
+    """Backend settings from the flags, the environment and cx.toml; None after an error."""
+    try:
+        return load_settings(backend=getattr(args, "backend", None), model=args.model)
+    except ConfigError as exc:
+        print(f"cx: {exc}", file=sys.stderr)
+        return None
+
+
+def _backends(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return ExitCode.BAD_PROGRAM
+    print(render_statuses(asyncio.run(backend_statuses(settings)), settings))
+    return ExitCode.OK
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -95,10 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(args_list[1:])
     parser = _parser()
     args = parser.parse_args(args_list)
-    if args.command == "run":
+    if args.command in ("run", "worker"):
         return _run(args)
     if args.command == "check":
         return _check(args)
+    if args.command == "backends":
+        return _backends(args)
     parser.print_help()
     return ExitCode.BAD_PROGRAM
 

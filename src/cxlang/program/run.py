@@ -16,7 +16,8 @@ from typing import TextIO
 
 from ..compiler import CompiledProgram, compile_program
 from ..runtime import Runtime
-from ..services import ServiceInvoker, create_backend
+from ..runtime.distributed import BusUnavailable
+from ..services import BackendSettings, BackendUnavailableError, ServiceInvoker, create_backend
 from ..syntax import CxError
 from .host import START, ProgramHost
 
@@ -39,22 +40,48 @@ class RunOptions:
     stats: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
+    settings: BackendSettings | None = None  # model, server, limits (cx run: flags, env, cx.toml)
+    # A bus shared with other processes (cx run --bus, cx worker): see runtime.distributed.
+    bus: str | None = None
+    group: str | None = None
+    durable: bool = False
+    ack_wait: float = 30.0
+    serve: bool = False  # keep serving after the program goes idle, until shutdown or a signal
+    worker: bool = False  # cx worker: serve, and no system.start
 
 
 async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode:
-    backend = create_backend(options.backend, latency=options.latency)
-    runtime = Runtime()
+    try:
+        backend = create_backend(options.backend, latency=options.latency,
+                                 settings=options.settings)
+    except BackendUnavailableError as exc:
+        options.err.write(f"cx: {exc}\n")
+        return ExitCode.BAD_PROGRAM
+    try:
+        runtime = Runtime(bus=options.bus, group=options.group, durable=options.durable,
+                          ack_wait=options.ack_wait)
+    except BusUnavailable as exc:
+        options.err.write(f"cx: {exc}\n")
+        await backend.aclose()
+        return ExitCode.BAD_PROGRAM
     services = ServiceInvoker(runtime, backend, max_concurrency=1 if options.sequential else None)
     host = ProgramHost(program, runtime, services, options.out, options.err)
     started = time.perf_counter()
     try:
         async with asyncio.timeout(None if math.isinf(options.timeout) else options.timeout):
+            await runtime.connect()
             await host.run_top_level()
-            if not host.started:
+            if options.worker:
+                await _report_ready(runtime, program, options)
+            elif not host.started:
                 runtime.emit(START, {})
-            idle = asyncio.ensure_future(host.until_idle())
+            serving = options.serve or options.worker
+            idle = asyncio.ensure_future(_signalled() if serving else host.until_idle())
             await asyncio.wait([idle, host.shutdown], return_when=asyncio.FIRST_COMPLETED)
             idle.cancel()
+    except BusUnavailable as exc:
+        options.err.write(f"cx: {exc}\n")
+        return ExitCode.BAD_PROGRAM
     except TimeoutError:
         running = ", ".join(host.still_running()) or "nothing (the queue was still full)"
         options.err.write(f"{program.source.name}: time limit of {options.timeout:g} s reached; "
@@ -72,6 +99,40 @@ async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode
             options.err.write(f"cx: {program.source.name} ran in {elapsed:.1f} ms ({mode}, "
                               f"{runtime.bus.handled} events)\n")
     return ExitCode.RUNTIME_ERROR if host.errors else ExitCode.OK
+
+
+async def _report_ready(runtime: Runtime, program: CompiledProgram, options: RunOptions) -> None:
+    """Say on stderr that the worker is serving (scripts and tests wait for this line)."""
+    transport = runtime.transport
+    if transport is None:
+        return
+    await transport.settle()
+    patterns = ", ".join(dict.fromkeys(s.pattern.text for s in runtime.bus.subscriptions
+                                       if not s.pattern.text.startswith("system."))) or "nothing"
+    options.err.write(f"cx worker: {program.source.name} serving {patterns} as group "
+                      f"{transport.group} on {options.bus}\n")
+    options.err.flush()
+
+
+async def _signalled() -> None:
+    """Serve until SIGINT or SIGTERM (a worker, or cx run --serve); either ends it cleanly."""
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[None] = loop.create_future()
+
+    def stop_now() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
+    # Only the main thread gets signals; elsewhere system.shutdown or the time limit ends it.
+    signals = (signal.SIGINT, signal.SIGTERM) \
+        if threading.current_thread() is threading.main_thread() else ()
+    for number in signals:
+        loop.add_signal_handler(number, stop_now)
+    try:
+        await stop
+    finally:
+        for number in signals:
+            loop.remove_signal_handler(number)
 
 
 def run_source(text: str, filename: str, options: RunOptions) -> ExitCode:
