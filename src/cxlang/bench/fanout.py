@@ -84,8 +84,7 @@ async def _fanout(
         GATHER: lambda: gather_dict(branches, payload),
         TASKGROUP: lambda: taskgroup_dict(branches, payload, TIMEOUT),
     }
-    # LangChain is measured once per size, beside the default handlers.
-    runnable = None if inline else langchain_baseline.runnable_parallel(branches)
+    runnable = langchain_baseline.runnable_parallel(branches)
     if runnable is not None:
         ainvoke = runnable.ainvoke
         calls[langchain_baseline.NAME] = lambda: ainvoke(payload)
@@ -106,9 +105,8 @@ async def _fanout(
         (
             Comparison(GATHER, measured(GATHER), target=gather_target),
             Comparison(TASKGROUP, measured(TASKGROUP)),
-            *([] if inline else [Comparison(
-                langchain_baseline.NAME, langchain, RatioStyle.FASTER, langchain_target,
-                note="" if langchain else langchain_baseline.NOT_INSTALLED)]),
+            Comparison(langchain_baseline.NAME, langchain, RatioStyle.FASTER, langchain_target,
+                       note="" if langchain else langchain_baseline.NOT_INSTALLED),
         ),
     )
 
