@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from ..runtime.resolver import HandlerParameters
 from ..syntax import nodes as n
 from ..syntax.diagnostics import Diagnostic, SourceFile
+from .inference import is_whole_number, whole_number_locals
 from .scopes import FunctionScope, GlobalScope
 
 __all__ = ["EntityInfo", "HandlerInfo", "ModulePlan", "generate"]
@@ -134,11 +135,6 @@ _FAST_OPERATORS: dict[str, ast.operator | ast.cmpop] = {
 }
 
 
-def _is_plain(node: ast.expr) -> bool:
-    """A name or a constant: reading it twice, or later, changes nothing."""
-    return isinstance(node, ast.Name | ast.Constant)
-
-
 def _is_int(node: ast.expr) -> ast.expr:
     return ast.Compare(_call("cx_type", node), [ast.Is()], [_load("cx_int")])
 
@@ -227,9 +223,15 @@ class _Generator:
         scope = FunctionScope(self.globals, is_top_level=False, in_entity=in_entity)
         scope.hoisted = set(_declared_names(body)) | set(params)
         scope.declared = set(params)
+        scope.whole_numbers = whole_number_locals(body, scope.hoisted - set(params))
         return scope
 
     def finish(self, function: ast.AsyncFunctionDef, scope: FunctionScope) -> ast.AsyncFunctionDef:
+        # Every local is null until its var runs (a var in a branch not taken leaves it so).
+        params = {a.arg for a in function.args.args}
+        unset = [v for v in sorted(map(_var, scope.hoisted)) if v not in params]
+        if unset:
+            function.body.insert(0, ast.Assign([_store(v) for v in unset], _const(None)))
         if scope.assigned_globals:
             function.body.insert(0, ast.Global([_var(v) for v in sorted(scope.assigned_globals)]))
         return function
@@ -331,7 +333,9 @@ class _Generator:
                 self.name_error(target, scope, assigning=True)
                 return
             if combine:
-                value = self.operation(combine, _load(_var(target.name)), value, scope)
+                whole = scope.whole_numbers
+                value = self.operation(combine, _load(_var(target.name)), value, scope,
+                                       (target.name in whole, is_whole_number(s.value, whole)))
             yield ast.Assign([self.target(target.name, scope)], value)
         elif isinstance(target, n.Member):
             self.check_property(target.name, target.name_span)
@@ -341,7 +345,8 @@ class _Generator:
                 temp = scope.temporary()
                 yield ast.Assign([_store(temp)], obj)
                 obj = _load(temp)
-                value = self.operation(combine, _call("cx_get", _load(temp), key), value, scope)
+                value = self.operation(combine, _call("cx_get", _load(temp), key), value, scope,
+                                       (False, is_whole_number(s.value, scope.whole_numbers)))
             yield ast.Expr(_call("cx_set", obj, key, value))
         else:
             obj = self.expr(target.target, scope)
@@ -352,7 +357,8 @@ class _Generator:
                 yield ast.Assign([_store(key_t)], key)
                 obj, key = _load(obj_t), _load(key_t)
                 value = self.operation(combine, _call("cx_index", _load(obj_t), _load(key_t)),
-                                       value, scope)
+                                       value, scope,
+                                       (False, is_whole_number(s.value, scope.whole_numbers)))
             yield ast.Expr(_call("cx_set_index", obj, key, value))
 
     def emit(self, s: n.Emit, scope: FunctionScope) -> Iterator[ast.stmt]:
@@ -438,47 +444,66 @@ class _Generator:
             if e.op == "&&":
                 return ast.IfExp(test, right, _load(temp))
             return ast.IfExp(test, _load(temp), right)
-        return self.operation(e.op, left, right, scope)
+        whole = scope.whole_numbers
+        return self.operation(e.op, left, right, scope,
+                              (is_whole_number(e.left, whole), is_whole_number(e.right, whole)))
 
-    def operation(self, op: str, left: ast.expr, right: ast.expr,
-                  scope: FunctionScope) -> ast.expr:
+    def operation(self, op: str, left: ast.expr, right: ast.expr, scope: FunctionScope,
+                  known: tuple[bool, bool] = (False, False)) -> ast.expr:
         """An arithmetic or comparison operator, with Python's own operator inlined for ints.
 
         Most hot loops count with whole numbers; for them ``i + 1`` runs as Python's ``+``
-        behind a type check instead of as a call. Anything else takes the prelude function,
-        which has the full CX semantics. Each operand is evaluated once, in CX order (an
-        operand that is a plain name or constant has no effect, so it may be checked later).
+        behind a type check instead of as a call, and with no check at all where the compiler
+        knows the operands are whole numbers (*known*, see :mod:`.inference`). Anything else
+        takes the prelude function, which has the full CX semantics.
+
+        Each operand is evaluated once. An operand that is more than a local name or a constant
+        is bound to a temporary by the first checks, in CX order; reading a local or a constant,
+        or computing a known whole number, has no effect, so those may come later.
         """
         slow = self.slow_operation(op, left, right)
         fast_op = _FAST_OPERATORS.get(op)
-        if fast_op is None or not (_is_plain(left) or _is_plain(right)):
+        if fast_op is None:
             return slow
         operands: list[ast.expr] = []
-        checks: list[ast.expr] = []
-        for operand in (left, right):
-            if isinstance(operand, ast.Constant):
-                if type(operand.value) is not int:
-                    return slow  # "a" + x, 1.5 * x: the prelude's business
+        binding: list[ast.expr] = []  # checks that bind a temporary: these run first
+        later: list[ast.expr] = []
+        dividend_checked = False
+        for operand, sure in zip((left, right), known, strict=True):
+            plain = isinstance(operand, ast.Constant) or (
+                isinstance(operand, ast.Name) and not scope.is_global(operand.id[2:]))
+            if isinstance(operand, ast.Constant) and not sure and type(operand.value) is not int:
+                return slow  # "a" + x, 1.5 * x: the prelude's business
+            if sure and (plain or not (op == "%" and not operands)):
                 operands.append(operand)
-            elif isinstance(operand, ast.Name):
+            elif plain:
                 operands.append(operand)
-                checks.append(_is_int(operand))
+                later.append(_is_int(operand))
+            elif binding:
+                return slow  # two operands to bind: keep the order of their effects
             else:
                 temp = scope.temporary()
+                bound = ast.NamedExpr(_store(temp), operand)
                 operands.append(_load(temp))
-                checks.insert(0, _is_int(ast.NamedExpr(_store(temp), operand)))
+                if sure:  # only a % gets here: its dividend is checked for sign as it is bound
+                    binding.append(ast.Compare(bound, [ast.GtE()], [_const(0)]))
+                    dividend_checked = True
+                else:
+                    binding.append(_is_int(bound))
         if op == "%":
             # Python's % follows the divisor's sign, CX's the dividend's: same when both >= 0.
             divisor = operands[1]
             if not (isinstance(divisor, ast.Constant) and type(divisor.value) is int
                     and divisor.value > 0):
                 return slow
-            checks.append(ast.Compare(operands[0], [ast.GtE()], [_const(0)]))
+            if not dividend_checked:
+                later.append(ast.Compare(operands[0], [ast.GtE()], [_const(0)]))
         fast: ast.expr
         if isinstance(fast_op, ast.cmpop):
             fast = ast.Compare(operands[0], [fast_op], [operands[1]])
         else:
             fast = ast.BinOp(operands[0], fast_op, operands[1])
+        checks = binding + later
         if not checks:
             return fast
         test = checks[0] if len(checks) == 1 else ast.BoolOp(ast.And(), checks)

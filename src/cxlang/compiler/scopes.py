@@ -35,6 +35,7 @@ class FunctionScope:
     hoisted: set[str] = field(default_factory=set)
     declared: set[str] = field(default_factory=set)
     assigned_globals: set[str] = field(default_factory=set)
+    whole_numbers: frozenset[str] = frozenset()  # locals that only ever hold whole numbers
     loop_depth: int = 0
     temporaries: int = 0
 
