@@ -203,9 +203,9 @@ class _Unit:
 
 class _ParallelCall:
     __slots__ = ("_granted_pending", "_pumping", "_settled", "_waiter", "branches", "bus",
-                 "cap", "execution_id", "fail_fast", "loop", "on_outcome", "open", "outcomes",
-                 "payload", "queue", "report_failures", "round_deadline", "round_started",
-                 "running", "running_units", "stop_reason", "timeout", "timer")
+                 "cap", "execution_id", "fail_fast", "loop", "observer", "on_outcome", "open",
+                 "outcomes", "payload", "queue", "report_failures", "round_deadline",
+                 "round_started", "running", "running_units", "stop_reason", "timeout", "timer")
 
     def __init__(
         self,
@@ -220,6 +220,7 @@ class _ParallelCall:
         report_failures: bool = False,
     ) -> None:
         self.bus = bus
+        self.observer = bus.observer
         self.loop = asyncio.get_running_loop()
         self.execution_id = new_id()
         self.payload = payload
@@ -260,6 +261,10 @@ class _ParallelCall:
     # Starting --------------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.observer is not None:
+            self.observer.call_started(
+                self.execution_id, [(b.name, b.event, b.handlers) for b in self.branches],
+                delivery=self.report_failures)
         for branch in self.branches:
             if not branch.pending and self.report_failures:
                 self._finish_branch(branch)  # plain delivery: an event nobody handles is fine
@@ -314,7 +319,9 @@ class _ParallelCall:
         context = ExecutionContext(sub.entity, self.execution_id, branch.name, event)
         self.running += 1
         try:
-            started = start_handler(sub, event, context, self.bus.pool)
+            started = start_handler(sub, event, context, self.bus.pool) \
+                if self.observer is None \
+                else self.observer.start_handler(sub, event, context, self.bus.pool)
         except BranchFailed as exc:
             self._unit_finished(unit, None, exc.failure)
             return
@@ -401,6 +408,8 @@ class _ParallelCall:
         outcome = BranchOutcome(branch.name, branch.value(), branch.failure,
                                 branch.started, branch.finished)
         self.outcomes[branch.index] = outcome
+        if self.observer is not None:
+            self.observer.branch_finished(self.execution_id, outcome)
         self.open -= 1
         if self.on_outcome is not None:
             self.on_outcome(outcome)

@@ -11,6 +11,7 @@ its context), functions marked ``cpu_bound`` on its worker processes (the contex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import pickle
@@ -23,6 +24,7 @@ from typing import Any
 from .context import ExecutionContext, set_context
 from .errors import ProcessHandlerError
 from .events import Event
+from .observe.span import current_span
 
 __all__ = ["ParallelTaskPool"]
 
@@ -90,8 +92,10 @@ class ParallelTaskPool:
     def run_in_process(
         self, fn: Callable[[Event], Any], event: Event, context: ExecutionContext
     ) -> asyncio.Future[Any]:
+        span = current_span()  # the handler's span, when traced: its context travels along
+        trace = None if span is None else span.carrier()
         try:
-            job = pickle.dumps((fn, event, context), protocol=pickle.HIGHEST_PROTOCOL)
+            job = pickle.dumps((fn, event, context, trace), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise ProcessHandlerError(
                 f"cpu_bound handler {_describe(fn)} cannot be sent to a worker process: {exc}. "
@@ -128,11 +132,12 @@ class ParallelTaskPool:
 
 def run_pickled_job(job: bytes) -> Any:
     """Worker-process side: restore the context, run the handler, return a picklable result."""
-    fn, event, context = pickle.loads(job)
+    fn, event, context, trace = pickle.loads(job)
     set_context(context)
-    result = fn(event)
-    if asyncio.iscoroutine(result):
-        result = asyncio.run(result)
+    with trace if trace is not None else contextlib.nullcontext():
+        result = fn(event)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
     try:
         pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:

@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..runtime import Runtime
+from ..runtime import Failure, Runtime
+from ..runtime.observe import current_span
 from ..runtime.resolver import HandlerParameters
 from .backend import Backend, BackendError, ServiceRequest
 from .memory import Memory
@@ -61,6 +62,19 @@ class ServiceInvoker:
         A backend failure is not raised: it emits the service's error event and the value is
         ``None``, like any other failure the program can handle with an ``on`` handler.
         """
+        observer = self.runtime.bus.observer
+        if observer is None:
+            return await self._call(service, properties, parameters, completions)
+        with observer.span("service", service):  # traced: a span around the whole call
+            return await self._call(service, properties, parameters, completions)
+
+    async def _call(
+        self,
+        service: str,
+        properties: dict[str, Any],
+        parameters: HandlerParameters,
+        completions: Sequence[Completion],
+    ) -> Any:
         spec = SERVICES[service]
         try:
             timeout = _milliseconds(properties.get("timeout"), "timeout")
@@ -172,6 +186,9 @@ class ServiceInvoker:
         else:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         logger.warning("%s failed: %s", spec.name, message)
+        span = current_span()
+        if span is not None and span.kind == "service":
+            span.fail(Failure("error", message))
         if spec.error is not None:
             payload = {k: v for k, v in properties.items() if k != "handlers"}
             payload.update(error=message, service=spec.name)

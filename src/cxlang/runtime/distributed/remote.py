@@ -17,6 +17,7 @@ from ..context import current_context
 from ..coordinator import BranchFailed
 from ..events import Event, EventPattern
 from ..handlers import HandlerKind, Subscription
+from ..observe.span import current_span
 from ..outcomes import Failure
 from .codec import call_headers, decode_reply, encode_payload
 from .directory import Directory
@@ -80,6 +81,9 @@ class RemoteHandler:
         if client is None:
             raise BranchFailed(Failure("error", "the bus was closed before the call"))
         headers = call_headers(event, current_context(), self.index, link.origin)
+        span = current_span()
+        if span is not None:  # traced: the serving process's handler span continues this one
+            headers.update(span.headers())
         try:
             reply = await client.request(call_subject(self.group, event.name),
                                          link.body_of(event), timeout=_FOREVER, headers=headers)

@@ -54,7 +54,10 @@ class CallServer:
         sub = subs[call.handler]
         context = ExecutionContext(sub.entity, call.execution_id, call.parameter, call.event)
         try:
-            started = start_handler(sub, call.event, context, self.bus.pool)
+            observer = self.bus.observer
+            started = start_handler(sub, call.event, context, self.bus.pool) \
+                if observer is None else observer.start_handler(
+                    sub, call.event, context, self.bus.pool, remote=msg.headers)
         except Exception as exc:
             await self._reply(msg, self._failed(call.event, sub, exc))
             return
