@@ -13,7 +13,10 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["PRELUDE", "CxRuntimeError", "Entity", "display", "truthy"]
+from ..runtime.limits import LimitExceeded
+
+__all__ = ["PRELUDE", "CxRuntimeError", "Entity", "bounded_prelude", "display", "size_of",
+           "truthy"]
 
 
 class CxRuntimeError(Exception):
@@ -364,3 +367,79 @@ PRELUDE: dict[str, Any] = {
     "cx_int": int,
 }
 """The names compiled code may call, as the code generator spells them."""
+
+
+# Size limits -----------------------------------------------------------------------------------
+
+_SLOT = 8  # bytes a number, boolean, null or array element counts for
+
+
+def size_of(value: Any, limit: int) -> int:
+    """About how many bytes *value* holds: a string one a character, an array or object
+    :data:`_SLOT` an element plus its contents (and an object its keys). Stops counting once
+    past *limit*, so a huge or self-containing value costs no more than the limit to measure."""
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, list | tuple):
+            total += _SLOT * len(item)
+            stack.extend(item)
+        elif isinstance(item, dict | Entity):
+            properties = item.properties if isinstance(item, Entity) else item
+            total += _SLOT * len(properties) + sum(len(str(k)) for k in properties)
+            stack.extend(properties.values())
+        else:
+            total += _SLOT
+    return total
+
+
+def too_large(what: str, size: int, limit: int) -> LimitExceeded:
+    return LimitExceeded("payload", f"{what} of about {size:,} bytes (the limit is {limit:,})",
+                         limit)
+
+
+def bounded_prelude(max_size: int) -> dict[str, Any]:
+    """:data:`PRELUDE` with the operations that grow values refusing to build one larger than
+    *max_size* bytes (as :func:`size_of` counts, shallowly): ``+``, ``a[i] = x`` past the end,
+    and the methods (``push``, ``join``, ``replace``, ...). Whole-number arithmetic, which the
+    code generator inlines, is left to the memory limit."""
+
+    def check(value: Any) -> Any:
+        if type(value) is str:
+            if len(value) > max_size:
+                raise too_large("a string", len(value), max_size)
+        elif type(value) is list and _SLOT * len(value) > max_size:
+            raise too_large("an array", _SLOT * len(value), max_size)
+        return value
+
+    def add_bounded(left: Any, right: Any) -> Any:
+        return check(add(left, right))
+
+    def method_bounded(target: Any, name: str, args: list[Any]) -> Any:
+        # join and replace could build a huge string in one step: estimate it first.
+        if name == "join" and type(target) is list:
+            joined = sum(len(x) for x in target if type(x) is str)
+            if joined > max_size:
+                raise too_large("a string", joined, max_size)
+        elif name == "replace" and type(target) is str and len(args) == 2:
+            old, new = display(args[0]), display(args[1])
+            if old and len(new) > len(old):
+                grown = len(target) + target.count(old) * (len(new) - len(old))
+                if grown > max_size:
+                    raise too_large("a string", grown, max_size)
+        result = call_method(target, name, args)
+        if type(target) is list:
+            check(target)  # push grows it in place
+        return check(result)
+
+    def set_index_bounded(target: Any, key: Any, value: Any) -> Any:
+        set_index(target, key, value)
+        if type(target) is list:
+            check(target)
+        return value
+
+    return {**PRELUDE, "cx_add": add_bounded, "cx_method": method_bounded,
+            "cx_set_index": set_index_bounded}
