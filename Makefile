@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck bench fuzz clean
+.PHONY: demo test lint typecheck bench fuzz soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: $(STAMP)
 # The long run of the front-end fuzzer (make test runs a short one).
 fuzz: $(STAMP)
 	CX_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/fuzz
+
+# The load tests at full size: 1,000,000 events, 10,000 branches, 1,000 entities, a long
+# multi-agent run (make test runs them small). Figures: docs/reliability.md.
+soak: $(STAMP)
+	CX_SOAK=1 $(BIN)/python -m pytest -q --durations=0 tests/reliability/test_load.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

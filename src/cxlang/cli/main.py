@@ -1,7 +1,8 @@
 """``cx``: run CX programs, check them, benchmark the runtime.
 
 Exit codes: 0 a clean run; 1 a run-time error in the program (reported with its position);
-2 a bad program or bad command line; 3 the run's time limit was hit.
+2 a bad program or bad command line; 3 the run's time limit was hit; 4 a run limit was hit
+(--max-events, --max-depth, --max-payload, --max-memory; see docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from pathlib import Path
 from .._version import __version__
 from ..compiler import compile_program
 from ..program import ExitCode, RunOptions, run_source
+from ..program.run import DEFAULT_MAX_DEPTH, DEFAULT_MAX_EVENTS, DEFAULT_MAX_PAYLOAD
 from ..services import BackendSettings, ConfigError, backend_names, load_settings
 from ..services.availability import backend_statuses, render_statuses
 from ..syntax import CxError
+from . import trace_command
 from .durations import duration
+from .observing import add_observation_arguments, apply_observation
+from .quantities import count, size
 
 __all__ = ["main"]
 
@@ -51,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--serve", action="store_true",
                      help="with --bus: keep serving the program's handlers after it goes idle, "
                           "until system.shutdown, SIGINT/SIGTERM or --timeout")
+    add_observation_arguments(run)
+    _limit_arguments(run)
 
     worker = commands.add_parser("worker", help="serve a program's handlers to the other "
                                  "processes on a NATS bus, sharing the work with its group")
@@ -66,7 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--group", help="the queue group to share events and calls with "
                                         "(default: cx-worker-<program name>)")
     _bus_arguments(worker, required=True)
+    _limit_arguments(worker)
+    add_observation_arguments(worker)
     worker.set_defaults(sequential=False, stats=False, serve=True)
+    trace_command.add_parser(commands)
 
     check = commands.add_parser("check", help="parse and compile programs, print diagnostics")
     check.add_argument("files", nargs="+", help="programs to check")
@@ -107,6 +117,8 @@ def _run(args: argparse.Namespace) -> int:
     worker = args.command == "worker"
     options.bus, options.durable, options.ack_wait = args.bus, args.durable, args.ack_wait
     options.serve, options.worker = args.serve, worker
+    apply_observation(args, options, worker=worker)
+    _apply_limits(args, options, serving=worker or args.serve)
     if worker:
         options.group = args.group or "cx-worker-" + re.sub(r"[^A-Za-z0-9_-]", "-",
                                                             Path(name).stem or "stdin")
@@ -123,6 +135,35 @@ def _bus_arguments(command: argparse.ArgumentParser, *, required: bool = False) 
     command.add_argument("--ack-wait", type=duration, default=30.0, metavar="SECONDS",
                          help="with --durable: hand an event to another process when its "
                               "handling has not finished after this long (default 30s)")
+
+
+def _limit_arguments(command: argparse.ArgumentParser) -> None:
+    limits = command.add_argument_group(
+        "run limits", "a run that reaches one stops with exit code 4; 0 means no limit")
+    limits.add_argument("--max-events", type=count, metavar="N",
+                        help=f"events dispatched in the run (default {DEFAULT_MAX_EVENTS:,}; "
+                             "none with --serve and for cx worker)")
+    limits.add_argument("--max-depth", type=count, metavar="N",
+                        help="causal hops from the first event to any event it leads to "
+                             f"(default {DEFAULT_MAX_DEPTH:,}; none with --serve and for "
+                             "cx worker)")
+    limits.add_argument("--max-payload", type=size, metavar="SIZE",
+                        help="the largest string, array or event payload, e.g. 10MB "
+                             f"(default {DEFAULT_MAX_PAYLOAD // 10**6}MB)")
+    limits.add_argument("--max-memory", type=size, metavar="SIZE",
+                        help="the process's resident memory, e.g. 2GB (default: half the "
+                             "machine's memory)")
+
+
+def _apply_limits(args: argparse.Namespace, options: RunOptions, *, serving: bool) -> None:
+    """The flags over the defaults; a program that serves runs for as long as it is asked to,
+    so it has no event or depth limit unless one is given."""
+    if serving:
+        options.max_events = options.max_depth = None
+    for name in ("max_events", "max_depth", "max_payload", "max_memory"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(options, name, value or None)
 
 
 def _settings(args: argparse.Namespace) -> BackendSettings | None:
@@ -170,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.command == "check":
         return _check(args)
+    if args.command == "trace":
+        return trace_command.run(args)
     if args.command == "backends":
         return _backends(args)
     parser.print_help()

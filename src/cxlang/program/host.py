@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import traceback
+from collections import Counter
 from collections.abc import Coroutine
 from typing import Any, TextIO
 
 from ..compiler import PRELUDE, CompiledProgram, CxRuntimeError, Entity, display
+from ..compiler.prelude import bounded_prelude, size_of, too_large
 from ..runtime import Event, Runtime, Subscription
+from ..runtime.limits import LimitExceeded
 from ..runtime.resolver import HandlerParameters
 from ..services import ServiceInvoker
 from ..syntax import Span
@@ -36,6 +39,8 @@ class ProgramHost:
         services: ServiceInvoker,
         out: TextIO,
         err: TextIO,
+        *,
+        max_payload: int | None = None,
     ) -> None:
         self.program = program
         self.runtime = runtime
@@ -45,13 +50,18 @@ class ProgramHost:
         self.errors = 0
         self.started = False
         self.shutdown: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.halted: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # limit
+        self.max_payload = max_payload
         self.calls: set[asyncio.Task[Any]] = set()
         self._instances: dict[str, int] = {}
         self.namespace: dict[str, Any] = {
-            "__builtins__": {}, **PRELUDE, **program.constants, "__cx__": self,
+            "__builtins__": {},
+            **(PRELUDE if max_payload is None else bounded_prelude(max_payload)),
+            **program.constants, "__cx__": self,
         }
         exec(program.code, self.namespace)  # defines the program's functions, runs nothing
         runtime.bus.failure_listeners.append(self._handler_failed)
+        runtime.bus.limit_listeners.append(self._limit_reached)
         runtime.on(CONSOLE_WRITE, self._console_write, inline=True)
         runtime.on(SHUTDOWN, self._shutdown, inline=True)
         # Name the generated functions as CX source does: "handler at file:line", not cx_on_0.
@@ -86,6 +96,9 @@ class ProgramHost:
             payload = {}
         elif not isinstance(payload, dict):
             raise CxRuntimeError(f"the payload of {name!r} must be an object, like {{ value: x }}")
+        if self.max_payload is not None and \
+                (size := size_of(payload, self.max_payload)) > self.max_payload:
+            raise too_large(f"the payload of {name!r}", size, self.max_payload)
         if name == START:
             self.started = True
         await self.runtime.emit_async(name, payload)
@@ -130,14 +143,22 @@ class ProgramHost:
         """Wait until no event is queued, no handler runs and no service call is in flight."""
         bus = self.runtime.bus
         while True:
-            await bus.run_until_idle()
+            try:
+                await bus.run_until_idle()
+            except LimitExceeded:
+                return  # the run is over: run_program reports the limit
             if self.calls:
                 await asyncio.wait(list(self.calls))
             elif bus.idle:
                 return
 
     def still_running(self) -> list[str]:
-        running = self.runtime.bus.running_handlers()
+        """What keeps the run going, each kind once with its count (there may be thousands)."""
+        counts = Counter(self.runtime.bus.running_handlers())
+        running = [what if n == 1 else f"{what} x {n:,}" for what, n in counts.most_common(5)]
+        if len(counts) > 5:
+            running.append(f"{sum(counts.values()) - sum(n for _, n in counts.most_common(5)):,}"
+                           " more")
         if self.calls:
             running.append(f"{len(self.calls)} service call(s)")
         return running
@@ -155,6 +176,10 @@ class ProgramHost:
             for sub in self.subscriptions:
                 sub.cancel()
 
+    def _limit_reached(self, exc: LimitExceeded) -> None:
+        if not self.halted.done():
+            self.halted.set_result(None)
+
     def _call_done(self, task: asyncio.Task[Any]) -> None:
         self.calls.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
@@ -164,7 +189,23 @@ class ProgramHost:
         self.report(exc, f"in a handler of {sub.pattern.text!r} (handling {event.name!r})")
 
     def report(self, exc: BaseException, where: str) -> None:
-        """Print a run-time error at its CX position: ``file:line:col: message``."""
+        """Print a run-time error at its CX position: ``file:line:col: message``.
+
+        A limit reached (or memory exhausted) is no error of the program's code: it stops the
+        run, which reports it once."""
+        if isinstance(exc, MemoryError):
+            exc = LimitExceeded("memory", "the process ran out of memory", 0,
+                                "set a lower --max-memory, so that the watchdog stops the run "
+                                "first")
+        elif isinstance(exc, RecursionError):
+            # Handlers that call services whose handlers call services, none of them waiting,
+            # nest on Python's stack; it runs out long before --max-depth.
+            exc = LimitExceeded("depth", "service calls nested in each other's handlers too "
+                                "deeply to run without waiting (Python's stack is exhausted)",
+                                0, "end the chain, or let it wait (an AI call, await)")
+        if isinstance(exc, LimitExceeded):
+            self.runtime.bus.trip(exc)
+            return
         self.errors += 1
         message = str(exc) if isinstance(exc, CxRuntimeError) else \
             f"{type(exc).__name__}: {exc}"

@@ -17,11 +17,22 @@ from typing import TextIO
 from ..compiler import CompiledProgram, compile_program
 from ..runtime import Runtime
 from ..runtime.distributed import BusUnavailable
+from ..runtime.limits import LimitExceeded
 from ..services import BackendSettings, BackendUnavailableError, ServiceInvoker, create_backend
 from ..syntax import CxError
 from .host import START, ProgramHost
+from .observation import ObservationError, RunObservation
+from .watchdog import MemoryWatchdog, default_max_memory
 
-__all__ = ["ExitCode", "RunOptions", "run_program", "run_source"]
+__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_EVENTS", "DEFAULT_MAX_PAYLOAD", "ExitCode",
+           "RunOptions", "run_program", "run_source"]
+
+# Limits of a run (None: no limit); docs/reliability.md says how they were chosen.
+DEFAULT_MAX_EVENTS = 1_000_000  # a one-shot program that handles more is almost surely a loop
+DEFAULT_MAX_DEPTH = 10_000  # causal hops: a pipeline is tens deep, a self-emitting loop endless
+DEFAULT_MAX_PAYLOAD = 10_000_000  # bytes in one string, array or event payload
+LIMIT_FLAGS = {"event": "--max-events", "depth": "--max-depth", "payload": "--max-payload",
+               "memory": "--max-memory"}
 
 
 class ExitCode(enum.IntEnum):
@@ -29,6 +40,7 @@ class ExitCode(enum.IntEnum):
     RUNTIME_ERROR = 1
     BAD_PROGRAM = 2
     TIME_LIMIT = 3
+    LIMIT = 4  # a run limit: events, depth, payload size or memory
 
 
 @dataclass
@@ -48,9 +60,21 @@ class RunOptions:
     ack_wait: float = 30.0
     serve: bool = False  # keep serving after the program goes idle, until shutdown or a signal
     worker: bool = False  # cx worker: serve, and no system.start
+    max_events: int | None = DEFAULT_MAX_EVENTS
+    max_depth: int | None = DEFAULT_MAX_DEPTH
+    max_payload: int | None = DEFAULT_MAX_PAYLOAD
+    max_memory: int | None = field(default_factory=default_max_memory)
+    trace: str | None = None  # --trace FILE: a Chrome trace of the run (Perfetto)
+    progress: bool = False  # the live status line (cx run on a terminal, not --quiet)
 
 
 async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode:
+    try:
+        observation = RunObservation(program.source.name, options.out, trace=options.trace,
+                                     progress=options.progress)
+    except ObservationError as exc:
+        options.err.write(f"cx: {exc}\n")
+        return ExitCode.BAD_PROGRAM
     try:
         backend = create_backend(options.backend, latency=options.latency,
                                  settings=options.settings)
@@ -59,26 +83,34 @@ async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode
         return ExitCode.BAD_PROGRAM
     try:
         runtime = Runtime(bus=options.bus, group=options.group, durable=options.durable,
-                          ack_wait=options.ack_wait)
+                          ack_wait=options.ack_wait, max_events=options.max_events,
+                          max_depth=options.max_depth, trace=observation.sinks or None)
     except BusUnavailable as exc:
         options.err.write(f"cx: {exc}\n")
         await backend.aclose()
         return ExitCode.BAD_PROGRAM
     services = ServiceInvoker(runtime, backend, max_concurrency=1 if options.sequential else None)
-    host = ProgramHost(program, runtime, services, options.out, options.err)
+    host = ProgramHost(program, runtime, services, observation.out, options.err,
+                       max_payload=options.max_payload)
     started = time.perf_counter()
+    watchdog = _watchdog(options, runtime)
+    observation.start(runtime)
     try:
         async with asyncio.timeout(None if math.isinf(options.timeout) else options.timeout):
             await runtime.connect()
             await host.run_top_level()
-            if options.worker:
-                await _report_ready(runtime, program, options)
-            elif not host.started:
-                runtime.emit(START, {})
-            serving = options.serve or options.worker
-            idle = asyncio.ensure_future(_signalled() if serving else host.until_idle())
-            await asyncio.wait([idle, host.shutdown], return_when=asyncio.FIRST_COMPLETED)
-            idle.cancel()
+            if not host.halted.done():
+                if options.worker:
+                    await _report_ready(runtime, program, options)
+                elif not host.started:
+                    runtime.emit(START, {})
+                serving = options.serve or options.worker
+                idle = asyncio.ensure_future(_signalled() if serving else host.until_idle())
+                await asyncio.wait([idle, host.shutdown, host.halted],
+                                   return_when=asyncio.FIRST_COMPLETED)
+                idle.cancel()
+    except LimitExceeded:
+        pass  # reported below, from the bus, which the first limit reached tripped
     except BusUnavailable as exc:
         options.err.write(f"cx: {exc}\n")
         return ExitCode.BAD_PROGRAM
@@ -88,8 +120,11 @@ async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode
                           f"still running: {running}\n")
         return ExitCode.TIME_LIMIT
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         for call in list(host.calls):
             call.cancel()
+        observation.stop()
         await runtime.aclose()
         await backend.aclose()
         options.out.flush()
@@ -98,7 +133,32 @@ async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode
             elapsed = (time.perf_counter() - started) * 1000
             options.err.write(f"cx: {program.source.name} ran in {elapsed:.1f} ms ({mode}, "
                               f"{runtime.bus.handled} events)\n")
+    if runtime.bus.tripped is not None:
+        _report_limit(runtime.bus.tripped, program.source.name, options)
+        return ExitCode.LIMIT
     return ExitCode.RUNTIME_ERROR if host.errors else ExitCode.OK
+
+
+def _report_limit(exc: LimitExceeded, name: str, options: RunOptions) -> None:
+    # A limit of 0 is no configured one (the stack, the machine): its own hint says what to do.
+    flag = LIMIT_FLAGS.get(exc.kind)
+    hint = f"{flag} (0: no limit)" if exc.limit and flag else None
+    if exc.kind == "queue":  # no flag: the bound that helps is a fan-out that ends
+        exc = LimitExceeded("queue", exc.detail, 0, "bound the program's fan-out")
+    options.err.write(f"{name}: {exc.again(hint)}\n")
+
+
+def _watchdog(options: RunOptions, runtime: Runtime) -> MemoryWatchdog | None:
+    """The memory watchdog of this run, started; None without a memory limit."""
+    if not options.max_memory:
+        return None
+    on_main = threading.current_thread() is threading.main_thread()
+    interrupt = _interrupt_main if on_main and \
+        signal.getsignal(signal.SIGUSR1) is _raise_memory_limit else None
+    watchdog = MemoryWatchdog(options.max_memory, asyncio.get_running_loop(), runtime.bus.trip,
+                              interrupt, hint="--max-memory")
+    watchdog.start()
+    return watchdog
 
 
 async def _report_ready(runtime: Runtime, program: CompiledProgram, options: RunOptions) -> None:
@@ -143,8 +203,11 @@ def run_source(text: str, filename: str, options: RunOptions) -> ExitCode:
         options.err.write(exc.render() + "\n")
         return ExitCode.BAD_PROGRAM
     try:
-        with _hard_deadline(options.timeout + _GRACE):
+        with _hard_deadline(options.timeout + _GRACE), _memory_interrupt():
             return asyncio.run(run_program(program, options))
+    except _MemoryLimit as stop:
+        _report_limit(stop.limit, filename, options)
+        return ExitCode.LIMIT
     except _TimeLimit:
         options.err.write(f"{filename}: time limit of {options.timeout:g} s reached while the "
                           "program was computing without pause (a loop that never waits?)\n")
@@ -178,3 +241,39 @@ def _hard_deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+class _MemoryLimit(BaseException):
+    """Raised by the memory watchdog's signal into code that never lets the loop trip it."""
+
+    def __init__(self, limit: LimitExceeded) -> None:
+        super().__init__(str(limit))
+        self.limit = limit
+
+
+_interrupts: list[LimitExceeded] = []  # the limit the watchdog signals about, for the handler
+
+
+def _interrupt_main(exc: LimitExceeded) -> None:
+    """Called on the watchdog's thread: make the main thread raise, even in a busy loop."""
+    _interrupts.append(exc)
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+
+
+def _raise_memory_limit(signum: int, frame: object) -> None:
+    if _interrupts:
+        raise _MemoryLimit(_interrupts.pop())
+
+
+@contextlib.contextmanager
+def _memory_interrupt() -> Iterator[None]:
+    """Let the memory watchdog interrupt the main thread with SIGUSR1 during the run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGUSR1, _raise_memory_limit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        _interrupts.clear()

@@ -9,6 +9,7 @@ from .coordinator import BranchStream, ParallelHandlerCoordinator
 from .errors import HandlerParameterError, ProcessHandlerError, QueueFull, RuntimeClosed
 from .events import Event, EventPattern
 from .handlers import HandlerKind, Subscription
+from .limits import LimitExceeded
 from .mapper import PayloadPropertyMapper
 from .outcomes import BranchOutcome, BranchTiming, Failure, FailureKind, ParallelExecutionResult
 from .pool import ParallelTaskPool
@@ -31,6 +32,7 @@ __all__ = [
     "HandlerParameterError",
     "HandlerParameterResolver",
     "HandlerParameters",
+    "LimitExceeded",
     "ParallelExecutionResult",
     "ParallelHandlerCoordinator",
     "ParallelTaskPool",

@@ -15,14 +15,18 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .context import ExecutionContext
 from .context import _current as _execution_context
 from .errors import QueueFull, RuntimeClosed
 from .events import Event, EventPattern
 from .handlers import Handler, Running, Subscription, classify, start_handler
+from .limits import NO_LIMIT, LimitExceeded
 from .pool import ParallelTaskPool
+
+if TYPE_CHECKING:
+    from .observe import Observer
 
 __all__ = ["SYSTEM_ERROR", "EventBus", "FailureListener", "Transport"]
 
@@ -55,11 +59,23 @@ class Transport(Protocol):
 class EventBus:
     """Named events between handlers in one process."""
 
-    def __init__(self, pool: ParallelTaskPool, *, max_queue: int = 100_000) -> None:
+    def __init__(
+        self,
+        pool: ParallelTaskPool,
+        *,
+        max_queue: int = 100_000,
+        max_events: int | None = None,
+        max_depth: int | None = None,
+    ) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be at least 1, got {max_queue}")
         self.pool = pool
         self.max_queue = max_queue
+        # Run limits (see .limits); NO_LIMIT keeps the hot paths free of None tests.
+        self.max_events = _bound("max_events", max_events)
+        self.max_depth = _bound("max_depth", max_depth)
+        self.tripped: LimitExceeded | None = None
+        self.limit_listeners: list[Callable[[LimitExceeded], None]] = []
         self.handled = 0
         self._subscriptions: list[Subscription] = []
         self._dispatch: dict[str, tuple[Subscription, ...]] = {}
@@ -72,6 +88,8 @@ class EventBus:
         self._closed = False
         self.failure_listeners: list[FailureListener] = []
         self.transport: Transport | None = None
+        # Spans for traces and progress (.observe); None costs one test per event.
+        self.observer: Observer | None = None
 
     # Subscribing -----------------------------------------------------------------------------
 
@@ -124,8 +142,23 @@ class EventBus:
         """A new event whose causal parent is the event being handled right now, if any."""
         cause = _current_context().event
         if cause is None:
-            return Event(name, payload)
-        return Event(name, payload, parent_id=cause.id, depth=cause.depth + 1)
+            event = Event(name, payload)
+        else:
+            depth = cause.depth + 1
+            if depth > self.max_depth:
+                self._too_deep(name, cause)
+            event = Event(name, payload, parent_id=cause.id, depth=depth)
+        if self.observer is not None:
+            self.observer.emitted(event)
+        return event
+
+    def _too_deep(self, name: str, cause: Event) -> None:
+        exc = LimitExceeded(
+            "depth", f"{name!r} would be {cause.depth + 1:,} causal hops from the first event "
+            f"(emitted while handling {cause.name!r}; the limit is {self.max_depth:,})",
+            self.max_depth)
+        self.trip(exc)
+        raise exc.again()
 
     def emit(self, name: str, payload: dict[str, Any] | None = None) -> Event:
         """Queue an event and return at once; raises :class:`QueueFull` at the bound."""
@@ -139,6 +172,8 @@ class EventBus:
         """Queue an event, waiting for room while the queue is at its bound (backpressure)."""
         event = self.make_event(name, payload)
         while len(self._queue) >= self.max_queue:
+            if len(self._room_waiters) >= self.max_queue:
+                self._overflowing(event)
             room: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._room_waiters.append(room)
             self._schedule_drain()
@@ -161,6 +196,8 @@ class EventBus:
             self._schedule_drain()
 
     def _refuse(self, event: Event) -> None:
+        if self.tripped is not None:
+            raise self.tripped.again()
         if self._closed:
             raise RuntimeClosed(f"cannot emit {event.name!r}: the runtime is closed")
         raise QueueFull(
@@ -189,7 +226,15 @@ class EventBus:
         queue = self._queue
         dispatch = self._dispatch
         pool = self.pool
+        observer = self.observer
         budget = _DRAIN_BATCH
+        # The event limit costs one test per batch, not per event: the batch stops at it.
+        left = self.max_events - self.handled
+        if left < budget:
+            budget = left
+            if not left and queue:
+                self._too_many(queue[0])
+                return
         while queue and budget:
             budget -= 1
             event = queue.popleft()
@@ -197,10 +242,13 @@ class EventBus:
             if subs is None:
                 subs = self.handlers_for(event.name)
             self.handled += 1
+            if observer is not None:
+                observer.dispatching(event, len(subs))
             for sub in subs:
                 context = ExecutionContext(sub.entity, None, None, event)
                 try:
-                    started = start_handler(sub, event, context, pool)
+                    started = start_handler(sub, event, context, pool) if observer is None \
+                        else observer.start_handler(sub, event, context, pool)
                 except Exception as exc:
                     self.report_failure(event, sub, exc)
                     continue
@@ -224,6 +272,8 @@ class EventBus:
     def report_failure(self, event: Event, sub: Subscription, exc: BaseException) -> None:
         """Report a handler's failure (to the failure listeners, else the log) and emit
         ``system.error`` (never for a handler of ``system.error`` itself)."""
+        if isinstance(exc, LimitExceeded):
+            return  # the trip reported it once; every handler it stops need not repeat it
         if self.failure_listeners:
             self.notify_failure(event, sub, exc)  # the listeners report it their own way
         else:
@@ -241,6 +291,8 @@ class EventBus:
 
     def notify_failure(self, event: Event, sub: Subscription, exc: BaseException) -> None:
         """Tell the failure listeners (a parallel call's branch failures come only here)."""
+        if isinstance(exc, LimitExceeded):
+            return
         for listener in self.failure_listeners:
             listener(event, sub, exc)
 
@@ -255,7 +307,12 @@ class EventBus:
         return len(self._running)
 
     async def run_until_idle(self) -> None:
-        """Wait until no event is queued and no handler started by the bus is running."""
+        """Wait until no event is queued and no handler started by the bus is running.
+
+        Raises :class:`LimitExceeded` if a run limit stops the bus (before or while waiting).
+        """
+        if self.tripped is not None:
+            raise self.tripped.again()
         if self._queue:
             self._schedule_drain()
         if self.idle and not self._drain_scheduled:
@@ -286,6 +343,41 @@ class EventBus:
         self._closed = True
         self._queue.clear()
 
+    # Limits ----------------------------------------------------------------------------------
+
+    def _too_many(self, next_event: Event) -> None:
+        self.trip(LimitExceeded(
+            "event", f"{self.handled:,} events handled (the next was {next_event.name!r})",
+            self.max_events))
+
+    def _overflowing(self, event: Event) -> None:
+        """As many emitters wait for room as the queue holds: a fan-out that grows without
+        end (each handler emits more than one event). Waiting on would pile up suspended
+        handlers until memory runs out; stop instead."""
+        exc = LimitExceeded(
+            "queue", f"{len(self._queue):,} events queued and {len(self._room_waiters):,} "
+            f"emits waiting for room (emitting {event.name!r}): events are emitted faster than "
+            "they are handled", self.max_queue)
+        self.trip(exc)
+        raise exc.again()
+
+    def trip(self, exc: LimitExceeded) -> None:
+        """Stop the run: drop what is queued, refuse new events, fail the idle waiters with
+        *exc* and tell the limit listeners. Handlers already running are left to their owner
+        (``Runtime.aclose`` cancels them). The first limit reached is the one reported."""
+        if self.tripped is not None:
+            return
+        self.tripped = exc
+        self._closed = True
+        self._queue.clear()
+        self._wake_room_waiters()  # their emits now fail with the limit
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(exc.again())
+        for listener in self.limit_listeners:
+            listener(exc)
+
     def _handler_finished(
         self, event: Event, sub: Subscription, future: asyncio.Future[Any]
     ) -> None:
@@ -295,6 +387,14 @@ class EventBus:
             if exc is not None:
                 self.report_failure(event, sub, exc)
         self._check_idle()
+
+
+def _bound(name: str, value: int | None) -> int:
+    if value is None:
+        return NO_LIMIT
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1 (or None for no limit), got {value}")
+    return value
 
 
 class _FinishedHandler:

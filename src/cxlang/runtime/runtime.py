@@ -14,6 +14,7 @@ from .bus import EventBus
 from .coordinator import BranchStream, ParallelHandlerCoordinator
 from .events import Event
 from .handlers import Handler, Subscription
+from .observe import TraceSpec, make_observer
 from .outcomes import ParallelExecutionResult
 from .pool import ParallelTaskPool
 from .resolver import HandlerParameterResolver, ParameterSpec
@@ -40,6 +41,13 @@ class Runtime:
       ``group`` makes this runtime one of a group that shares events and calls, as workers do;
       ``durable`` stores events in JetStream until handled, ``ack_wait`` seconds at most each
       before they are handed out again. See :mod:`cxlang.runtime.distributed`.
+    - ``max_events`` / ``max_depth``: run limits (``None``: none). Past ``max_events`` events
+      dispatched, or an emit ``max_depth`` causal hops from the first event, the bus stops and
+      ``run_until_idle`` (and every later emit) raises :class:`LimitExceeded`. See
+      :mod:`cxlang.runtime.limits`.
+    - ``trace``: record spans of what runs: a path (a Chrome trace file for Perfetto, written
+      by ``aclose()``), a sink such as ``cxlang.runtime.observe.otel.OpenTelemetry()``, or a
+      list of them. See :mod:`cxlang.runtime.observe`.
     """
 
     def __init__(
@@ -54,13 +62,18 @@ class Runtime:
         group: str | None = None,
         durable: bool = False,
         ack_wait: float = 30.0,
+        max_events: int | None = None,
+        max_depth: int | None = None,
+        trace: TraceSpec = None,
     ) -> None:
         self.pool = ParallelTaskPool(
             max_concurrency, max_threads=max_threads, max_processes=max_processes
         )
-        self.bus = EventBus(self.pool, max_queue=max_queue)
+        self.bus = EventBus(self.pool, max_queue=max_queue, max_events=max_events,
+                            max_depth=max_depth)
         self.coordinator = ParallelHandlerCoordinator(self.bus, default_timeout=default_timeout)
         self.resolver = HandlerParameterResolver()
+        self.observer = self.bus.observer = make_observer(trace)
         self.transport: NatsTransport | None = None
         if bus is not None:
             from .distributed import attach  # noqa: PLC0415 - only a distributed bus pays
@@ -199,6 +212,8 @@ class Runtime:
         if self.transport is not None:
             await self.transport.close()
         self.pool.shutdown()
+        if self.observer is not None:
+            self.observer.close()  # writes the trace file, flushes exporters
 
     async def __aenter__(self) -> Runtime:
         await self.connect()
