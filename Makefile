@@ -30,9 +30,14 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/cx bench
 
-# The long run of the front-end fuzzer (make test runs a short one).
+# The long run of the pipeline fuzzers (make test runs a short one): Hypothesis, then atheris
+# (coverage-guided, seeded with the examples) where it installs.
 fuzz: $(STAMP)
 	CX_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/fuzz
+	if $(BIN)/python -m pip install --quiet atheris; then \
+		mkdir -p .fuzz-corpus && cp examples/*.cx .fuzz-corpus/ && \
+		$(BIN)/python tests/fuzz/atheris_pipeline.py -runs=20000 .fuzz-corpus; \
+	else echo "atheris does not install here: the Hypothesis run above is the fuzz run"; fi
 
 # The load tests at full size: 1,000,000 events, 10,000 branches, 1,000 entities, a long
 # multi-agent run (make test runs them small). Figures: docs/reliability.md.
