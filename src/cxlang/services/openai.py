@@ -196,33 +196,31 @@ class OpenAIBackend:
                             started = True
                             yield piece
                     return
-            except _TRANSIENT as exc:
-                if started:
+            except (httpx.HTTPError, _RetryableError) as exc:
+                if started and isinstance(exc, _TRANSIENT):
                     raise BackendError(f"{self._where}: the connection dropped in the middle "
                                        f"of a streamed answer ({_describe(exc)})") from None
-                failure = _RetryableError(_describe(exc))
-            except _RetryableError as exc:
-                failure = exc
-            except httpx.TimeoutException as exc:
-                raise self._timeout(exc) from None
-            except httpx.HTTPError as exc:
-                raise BackendError(f"{self._where}: {_describe(exc)}") from None
+                failure = self._retryable(exc)
             await self._backoff("chat/completions (stream)", attempt, failure)
 
     async def _with_retries(self, path: str, attempt: Callable[[], Awaitable[T]]) -> T:
         for number in range(self.retry.max_retries + 1):
             try:
                 return await attempt()
-            except _TRANSIENT as exc:
-                failure = _RetryableError(_describe(exc))
-            except _RetryableError as exc:
-                failure = exc
-            except httpx.TimeoutException as exc:
-                raise self._timeout(exc) from None
-            except httpx.HTTPError as exc:
-                raise BackendError(f"{self._where}: {_describe(exc)}") from None
+            except (httpx.HTTPError, _RetryableError) as exc:
+                failure = self._retryable(exc)
             await self._backoff(path, number, failure)
         raise AssertionError("unreachable: _backoff raises after the last attempt")
+
+    def _retryable(self, exc: httpx.HTTPError | _RetryableError) -> _RetryableError:
+        """What to retry after *exc*; raises the error to give up with at once instead."""
+        if isinstance(exc, _RetryableError):
+            return exc
+        if isinstance(exc, _TRANSIENT):
+            return _RetryableError(_describe(exc))
+        if isinstance(exc, httpx.TimeoutException):
+            raise self._timeout(exc) from None
+        raise BackendError(f"{self._where}: {_describe(exc)}") from None
 
     async def _backoff(self, what: str, attempt: int, failure: _RetryableError) -> None:
         """Wait before the next attempt, or raise when there is none."""
