@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import environment, registry, report
+from . import environment, measure, registry, report
 from .measure import FULL, QUICK
 from .model import ScenarioResult
 
@@ -21,7 +21,14 @@ __all__ = ["main"]
 
 def main(argv: list[str]) -> int:
     """Run the selected scenarios, print the table, optionally write the JSON; returns 0."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.loop == "uvloop":
+        try:
+            import uvloop  # noqa: PLC0415 - optional, only for this run
+        except ImportError:
+            parser.error("uvloop is not installed: pip install uvloop (or 'cxlang[bench]')")
+        measure.LOOP_FACTORY = uvloop.new_event_loop
     budget = QUICK if args.quick else FULL
     env = environment.describe(quick=args.quick)
     print(report.header(env), flush=True)
@@ -49,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="fewer repetitions (well under a minute)")
     parser.add_argument("--json", type=Path, metavar="FILE",
                         help="also write every number to FILE as JSON")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the event loop every scenario runs on (default: asyncio's)")
     parser.add_argument("--only", nargs="+", metavar="NAME", choices=registry.names(),
                         help=f"run only these scenarios: {', '.join(registry.names())}")
     return parser
