@@ -21,7 +21,7 @@ from ..runtime.resolver import HandlerParameters
 from ..syntax import nodes as n
 from ..syntax.diagnostics import Diagnostic, SourceFile
 from .inference import is_whole_number, whole_number_locals
-from .scopes import FunctionScope, GlobalScope
+from .scopes import FunctionScope, GlobalScope, declared_names
 
 __all__ = ["EntityInfo", "HandlerInfo", "ModulePlan", "generate"]
 
@@ -165,7 +165,7 @@ class _Generator:
                 self.globals.entities.add(item.name)
             elif not isinstance(item, n.OnHandler):
                 top.append(item)
-        self.globals.variables = set(_declared_names(top))
+        self.globals.variables = set(declared_names(top))
         body = self.plan.module.body
         body.extend(_at(ast.Assign([_store(_var(v))], _const(None)), program.span)
                     for v in sorted(self.globals.variables))
@@ -221,7 +221,7 @@ class _Generator:
     def function_scope(self, body: Sequence[n.Node], *, in_entity: bool,
                        params: Sequence[str] = ()) -> FunctionScope:
         scope = FunctionScope(self.globals, is_top_level=False, in_entity=in_entity)
-        scope.hoisted = set(_declared_names(body)) | set(params)
+        scope.hoisted = set(declared_names(body)) | set(params)
         scope.declared = set(params)
         scope.whole_numbers = whole_number_locals(body, scope.hoisted - set(params))
         return scope
@@ -635,18 +635,3 @@ class _Generator:
                        "'any' belongs in 'on' patterns", span)
             return False
         return True
-
-
-def _declared_names(statements: Sequence[n.Node]) -> Iterator[str]:
-    """Every name a body declares, in nested blocks too (``var`` is function-wide)."""
-    for s in statements:
-        if isinstance(s, n.VarDecl):
-            yield s.name
-        elif isinstance(s, n.ForIn):
-            yield s.name
-            yield from _declared_names(s.body)
-        elif isinstance(s, n.If):
-            yield from _declared_names(s.body)
-            yield from _declared_names(s.orelse)
-        elif isinstance(s, n.While):
-            yield from _declared_names(s.body)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from ..syntax import nodes as n
+from .scopes import every_statement
 
 __all__ = ["is_whole_number", "whole_number_locals"]
 
@@ -66,11 +67,13 @@ def _set_first(body: Sequence[n.Node], locals_: set[str]) -> set[str]:
     return first & locals_
 
 
-def _assignments(statements: Sequence[n.Node]) -> Iterator[tuple[str, n.Node | None]]:
+def _assignments(body: Sequence[n.Node]) -> Iterator[tuple[str, n.Node | None]]:
     """Every (variable, value) the body assigns; ``None`` for a value that is not an int."""
-    for s in statements:
+    for s in every_statement(body):
         if isinstance(s, n.VarDecl):
             yield s.name, s.init
+        elif isinstance(s, n.ForIn):
+            yield s.name, None
         elif isinstance(s, n.Assign) and isinstance(s.target, n.Name):
             name = s.target.name
             if s.op == "=":
@@ -79,11 +82,3 @@ def _assignments(statements: Sequence[n.Node]) -> Iterator[tuple[str, n.Node | N
                 yield name, n.Binary(_COMPOUND[s.op], s.target, s.value, s.span)
             else:
                 yield name, None  # /= may give a fraction
-        elif isinstance(s, n.ForIn):
-            yield s.name, None
-            yield from _assignments(s.body)
-        elif isinstance(s, n.If):
-            yield from _assignments(s.body)
-            yield from _assignments(s.orelse)
-        elif isinstance(s, n.While):
-            yield from _assignments(s.body)

@@ -8,9 +8,30 @@ exactly when ``analytics`` is not a variable here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["FunctionScope", "GlobalScope"]
+from ..syntax import nodes as n
+
+__all__ = ["FunctionScope", "GlobalScope", "declared_names", "every_statement"]
+
+
+def every_statement(body: Sequence[n.Node]) -> Iterator[n.Node]:
+    """The statements of *body* and of every block nested in it, in source order."""
+    for s in body:
+        yield s
+        if isinstance(s, n.ForIn | n.While):
+            yield from every_statement(s.body)
+        elif isinstance(s, n.If):
+            yield from every_statement(s.body)
+            yield from every_statement(s.orelse)
+
+
+def declared_names(body: Sequence[n.Node]) -> Iterator[str]:
+    """Every name a body declares, in nested blocks too (``var`` is function-wide)."""
+    for s in every_statement(body):
+        if isinstance(s, n.VarDecl | n.ForIn):
+            yield s.name
 
 
 @dataclass
