@@ -302,10 +302,6 @@ class EventBus:
     def idle(self) -> bool:
         return not self._queue and not self._running
 
-    @property
-    def running_count(self) -> int:
-        return len(self._running)
-
     async def run_until_idle(self) -> None:
         """Wait until no event is queued and no handler started by the bus is running.
 
