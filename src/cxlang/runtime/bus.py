@@ -21,7 +21,7 @@ from .context import ExecutionContext
 from .context import _current as _execution_context
 from .errors import QueueFull, RuntimeClosed
 from .events import Event, EventPattern
-from .handlers import Handler, Running, Subscription, classify, start_handler
+from .handlers import Handler, Subscription, cancel_handler, classify, start_handler
 from .limits import NO_LIMIT, LimitExceeded
 from .pool import ParallelTaskPool
 
@@ -80,7 +80,7 @@ class EventBus:
         self._subscriptions: list[Subscription] = []
         self._dispatch: dict[str, tuple[Subscription, ...]] = {}
         self._queue: deque[Event] = deque()
-        self._running: dict[asyncio.Future[Any], _FinishedHandler] = {}
+        self._running: dict[_RunningHandler, asyncio.Future[Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_scheduled = False
         self._room_waiters: deque[asyncio.Future[None]] = deque()
@@ -246,16 +246,17 @@ class EventBus:
                 observer.dispatching(event, len(subs))
             for sub in subs:
                 context = ExecutionContext(sub.entity, None, None, event)
+                handler = _RunningHandler(self, event, sub)
                 try:
-                    started = start_handler(sub, event, context, pool) if observer is None \
-                        else observer.start_handler(sub, event, context, pool)
-                except Exception as exc:
+                    future = start_handler(sub, event, context, pool, handler) \
+                        if observer is None \
+                        else observer.start_handler(sub, event, context, pool, handler)
+                except Exception as exc:  # the handler failed at once
                     self.report_failure(event, sub, exc)
                     continue
-                if type(started) is Running:
-                    finished = _FinishedHandler(self, event, sub)
-                    self._running[started.future] = finished
-                    started.future.add_done_callback(finished)
+                if future is not None and not handler.ended:
+                    handler.running = True
+                    self._running[handler] = future
         if queue:
             self._schedule_drain()
         self._wake_room_waiters()
@@ -326,14 +327,15 @@ class EventBus:
 
     def running_handlers(self) -> list[str]:
         """Describe what is still running, for messages such as a run's time limit."""
-        return [f"{h.sub.name} (on {h.event.name})" for h in self._running.values()]
+        return [f"{h.sub.name} (on {h.event.name})" for h in self._running]
 
     async def cancel_running(self) -> None:
         """Cancel every handler the bus started and wait for them to finish."""
-        for future in list(self._running):
-            future.cancel()
-        if self._running:
-            await asyncio.wait(list(self._running))
+        running = list(self._running.items())
+        for handler, future in running:
+            cancel_handler(future, handler)
+        if running:
+            await asyncio.wait([future for _, future in running])
 
     def close(self) -> None:
         self._closed = True
@@ -374,15 +376,13 @@ class EventBus:
         for listener in self.limit_listeners:
             listener(exc)
 
-    def _handler_finished(
-        self, event: Event, sub: Subscription, future: asyncio.Future[Any]
-    ) -> None:
-        self._running.pop(future, None)
-        if not future.cancelled():
-            exc = future.exception()
-            if exc is not None:
-                self.report_failure(event, sub, exc)
-        self._check_idle()
+    def _handler_ended(self, handler: _RunningHandler, error: BaseException | None) -> None:
+        handler.ended = True
+        if error is not None and not isinstance(error, asyncio.CancelledError):
+            self.report_failure(handler.event, handler.sub, error)
+        if handler.running:  # it ended after the drain that started it
+            del self._running[handler]
+            self._check_idle()
 
 
 def _bound(name: str, value: int | None) -> int:
@@ -393,16 +393,18 @@ def _bound(name: str, value: int | None) -> int:
     return value
 
 
-class _FinishedHandler:
-    """Done callback of a suspended handler: remembers which event and handler it was."""
+class _RunningHandler:
+    """A handler the bus started: told how it ended (it is the handler's ``Finished``)."""
 
-    __slots__ = ("bus", "event", "sub")
+    __slots__ = ("bus", "ended", "event", "running", "sub")
 
     def __init__(self, bus: EventBus, event: Event, sub: Subscription) -> None:
         self.bus = bus
         self.event = event
         self.sub = sub
+        self.running = False  # still running after the drain that started it
+        self.ended = False
 
-    def __call__(self, future: asyncio.Future[Any]) -> None:
-        self.bus._handler_finished(self.event, self.sub, future)
-
+    def __call__(self, value: Any, error: BaseException | None) -> None:
+        if not self.ended:  # after a cancel a second report can come; the first one counts
+            self.bus._handler_ended(self, error)

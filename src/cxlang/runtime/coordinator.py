@@ -4,10 +4,11 @@ One call is one :class:`_ParallelCall`. Each parameter is a *branch*; each handl
 the parameter's event is a *unit* of that branch. Units start in declaration order (an inline
 handler that never suspends finishes inside ``start``, with no task and no timer), as long as
 the call's ``max_concurrency`` and the pool's budget allow; the rest wait in a queue and start as
-others finish. A unit that suspends gets a deadline; one timer per call, set for the earliest
-deadline, cancels each unit whose deadline has passed (its ``finally`` runs) and its branch
-fails with ``timeout``. The timeout is the same for every unit of a call, so deadlines come in
-start order and the earliest is always the oldest running unit.
+others finish. A unit that suspends gets a deadline, kept by the coordinator's
+:class:`~.deadlines.Deadlines` (one timer for all of its calls); when it passes, the unit is
+cancelled (its ``finally`` runs) and its branch fails with ``timeout``. Each unit is told how
+its handler ended by the handler itself (:func:`.handlers.start_handler`), and a branch is its
+own outcome once its units are done.
 
 The guarantees are those of a task group: cancelling the caller cancels every branch, and the
 call does not return, normally or by exception, while any unit it started is still running.
@@ -26,8 +27,9 @@ from typing import Any
 
 from .bus import EventBus
 from .context import ExecutionContext
+from .deadlines import Deadlines
 from .events import Event, new_id
-from .handlers import Running, Subscription, start_handler
+from .handlers import Subscription, cancel_handler, start_handler
 from .mapper import PayloadPropertyMapper
 from .outcomes import BranchOutcome, Failure, ParallelExecutionResult
 from .resolver import HandlerParameters
@@ -59,6 +61,11 @@ class ParallelHandlerCoordinator:
         self.bus = bus
         self.default_timeout = _check_timeout(default_timeout)
         self.mapper = mapper or PayloadPropertyMapper()
+        self.deadlines = Deadlines()
+
+    def close(self) -> None:
+        """Stop the deadline timer (the runtime is closing)."""
+        self.deadlines.close()
 
     def _call(
         self,
@@ -75,8 +82,8 @@ class ParallelHandlerCoordinator:
         source = payload if isinstance(payload, dict) else dict(payload or {})
         make_event = self.bus.make_event
         branches = [(name, make_event(event, source)) for name, event in parameters.items()]
-        return _ParallelCall(self.bus, branches, source, limit, max_concurrency, fail_fast,
-                             on_outcome)
+        return _ParallelCall(self.bus, self.deadlines, branches, source, limit,
+                             max_concurrency, fail_fast, on_outcome)
 
     async def emit_parallel(
         self, events: list[Event], *, publish: bool = True
@@ -93,12 +100,12 @@ class ParallelHandlerCoordinator:
         if publish and transport is not None:
             for event in events:
                 transport.publish(event)
-        call = _ParallelCall(self.bus, [(e.name, e) for e in events], {}, math.inf, None,
-                             False, None, report_failures=True)
+        call = _ParallelCall(self.bus, self.deadlines, [(e.name, e) for e in events], {},
+                             math.inf, None, False, None, report_failures=True)
         call.start()
         if call.open:
             await call.wait()
-        return [branch.results() for branch in call.branches]
+        return [branch._results() for branch in call.branches]
 
     async def run(
         self,
@@ -140,76 +147,93 @@ def _check_timeout(timeout: float) -> float:
     return timeout
 
 
-class _Branch:
-    """One handler parameter: its event, its units' results, its first failure."""
+class _Branch(BranchOutcome):
+    """One handler parameter while its handlers run, and then its outcome.
 
-    __slots__ = ("call", "event", "failure", "finished", "handlers", "index", "name", "pending",
-                 "started", "values")
+    One object for both because one is made per branch on the hot path. A branch with several
+    handlers keeps one result per handler in ``_values``; with one (most have one) the result
+    goes straight to ``value``.
+    """
+
+    __slots__ = ("_call", "_event", "_handlers", "_index", "_pending", "_values")
 
     def __init__(
         self, call: _ParallelCall, index: int, name: str, event: Event, handlers: int
     ) -> None:
-        self.call = call
-        self.index = index
         self.name = name
-        self.event = event
-        self.handlers = handlers
-        self.pending = handlers
-        # One slot per handler; a lone handler's result is kept bare (most branches have one).
-        self.values: Any = [None] * handlers if handlers > 1 else None
+        self.value: Any = None
         self.failure: Failure | None = None
         self.started = 0.0
         self.finished = 0.0
+        self._call: _ParallelCall | None = call  # dropped when finished: no cycle outlives it
+        self._index = index
+        self._event = event
+        self._handlers = handlers
+        self._pending = handlers
+        self._values: list[Any] | None = [None] * handlers if handlers > 1 else None
 
-    def store(self, index: int, result: Any) -> None:
-        if self.handlers > 1:
-            self.values[index] = result
+    def _store(self, index: int, result: Any) -> None:
+        if self._values is not None:
+            self._values[index] = result
         else:
-            self.values = result
+            self.value = result
 
-    def results(self) -> list[Any]:
+    def _finish(self) -> None:
+        self.finished = _monotonic()
+        self._call = None
+        if self.failure is not None:
+            self.value = None
+        elif self._values is not None:
+            self.value = self._values  # several subscribers: a list in subscription order
+
+    def _results(self) -> list[Any]:
         """Every handler's result (or :class:`Failure`), in subscription order."""
-        if self.handlers > 1:
-            return list(self.values)
-        return [self.values] if self.handlers else []
-
-    def value(self) -> Any:
-        """One subscriber gives its value; several give a list in subscription order."""
-        return None if self.failure is not None else self.values
+        if self._values is not None:
+            return list(self._values)
+        if not self._handlers:
+            return []
+        return [self.failure if self.failure is not None else self.value]
 
 
 class _Unit:
-    """One handler of one branch, while it runs as a task or on the pool."""
+    """One handler of one branch: told how its handler ended (it is the :data:`Finished`)."""
 
-    __slots__ = ("branch", "deadline", "future", "index", "sub", "timed_out")
+    __slots__ = ("branch", "call", "future", "index", "settled", "sub", "timed_out")
 
-    def __init__(self, branch: _Branch, index: int, sub: Subscription) -> None:
+    def __init__(self, call: _ParallelCall, branch: _Branch, index: int, sub: Subscription) -> None:
+        self.call = call
         self.branch = branch
         self.index = index
         self.sub = sub
         self.future: asyncio.Future[Any] | None = None
-        self.deadline = 0.0
+        self.settled = False
         self.timed_out = False
 
-    def time_out(self) -> None:
-        self.timed_out = True
-        if self.future is not None:
-            self.future.cancel()
+    def __call__(self, value: Any, error: BaseException | None) -> None:
+        if not self.settled:  # after a cancel a second report can come; the first one counts
+            self.settled = True
+            self.call._settle(self, value, error)
 
-    def __call__(self, future: asyncio.Future[Any]) -> None:
-        """The done callback of the unit's future (the unit itself: no bound method to make)."""
-        self.branch.call._settle_unit(self, future)
+    def expire(self) -> None:
+        """Its deadline passed (:class:`.deadlines.Deadlines` tells)."""
+        self.timed_out = True
+        self.cancel()
+
+    def cancel(self) -> None:
+        if self.future is not None and not self.settled:
+            cancel_handler(self.future, self)
 
 
 class _ParallelCall:
     __slots__ = ("_granted_pending", "_pumping", "_settled", "_waiter", "branches", "bus",
-                 "cap", "execution_id", "fail_fast", "loop", "observer", "on_outcome", "open",
-                 "outcomes", "payload", "queue", "report_failures", "round_deadline",
-                 "round_started", "running", "running_units", "stop_reason", "timeout", "timer")
+                 "cap", "deadlines", "execution_id", "fail_fast", "loop", "observer",
+                 "on_outcome", "open", "payload", "queue", "report_failures", "round_deadline",
+                 "round_started", "running", "stop_reason", "timeout", "units")
 
     def __init__(
         self,
         bus: EventBus,
+        deadlines: Deadlines,
         branches: list[tuple[str, Event]],
         payload: dict[str, Any],
         timeout: float,
@@ -222,6 +246,9 @@ class _ParallelCall:
         self.bus = bus
         self.observer = bus.observer
         self.loop = asyncio.get_running_loop()
+        self.deadlines = deadlines
+        if timeout != math.inf:
+            deadlines.use(self.loop)
         self.execution_id = new_id()
         self.payload = payload
         self.timeout = timeout
@@ -230,13 +257,8 @@ class _ParallelCall:
         self.on_outcome = on_outcome
         self.branches: list[_Branch] = []
         self.report_failures = report_failures
-        self.outcomes: list[BranchOutcome | None] = [None] * len(branches)
         self.open = len(branches)
-        self.queue: deque[_Unit] = deque()
         self.running = 0
-        # Running units in start order (so in deadline order); a dict is an ordered set.
-        self.running_units: dict[_Unit, None] = {}
-        self.timer: asyncio.TimerHandle | None = None
         self.stop_reason: str | None = None
         self._pumping = False
         self._granted_pending = False
@@ -248,7 +270,7 @@ class _ParallelCall:
         # Handlers in other processes join a parameter's own (never plain delivery's).
         remote = None if report_failures or bus.transport is None else \
             bus.transport.remote_handlers
-        queue = self.queue
+        units: list[_Unit] = []
         for index, (name, event) in enumerate(branches):
             subs = handlers_for(event.name)
             if remote is not None:
@@ -256,22 +278,24 @@ class _ParallelCall:
             branch = _Branch(self, index, name, event, len(subs))
             self.branches.append(branch)
             for i, sub in enumerate(subs):
-                queue.append(_Unit(branch, i, sub))
+                units.append(_Unit(self, branch, i, sub))
+        self.units = units  # every unit, for stop()
+        self.queue: deque[_Unit] = deque(units)
 
     # Starting --------------------------------------------------------------------------------
 
     def start(self) -> None:
         if self.observer is not None:
             self.observer.call_started(
-                self.execution_id, [(b.name, b.event, b.handlers) for b in self.branches],
+                self.execution_id, [(b.name, b._event, b._handlers) for b in self.branches],
                 delivery=self.report_failures)
         for branch in self.branches:
-            if not branch.pending and self.report_failures:
+            if not branch._pending and self.report_failures:
                 self._finish_branch(branch)  # plain delivery: an event nobody handles is fine
-            elif not branch.pending:
+            elif not branch._pending:
                 branch.started = _monotonic()
                 branch.failure = Failure(
-                    "no_handler", f"no handler is subscribed to {branch.event.name!r}"
+                    "no_handler", f"no handler is subscribed to {branch._event.name!r}"
                 )
                 self._finish_branch(branch)
         self._pump()
@@ -315,67 +339,42 @@ class _ParallelCall:
         if not branch.started:
             branch.started = self.round_started
         sub = unit.sub
-        event = branch.event
+        event = branch._event
         context = ExecutionContext(sub.entity, self.execution_id, branch.name, event)
         self.running += 1
         try:
-            started = start_handler(sub, event, context, self.bus.pool) \
+            future = start_handler(sub, event, context, self.bus.pool, unit) \
                 if self.observer is None \
-                else self.observer.start_handler(sub, event, context, self.bus.pool)
-        except BranchFailed as exc:
-            self._unit_finished(unit, None, exc.failure)
+                else self.observer.start_handler(sub, event, context, self.bus.pool, unit)
+        except Exception as exc:  # the handler failed at once
+            unit.settled = True
+            self._settle(unit, None, exc)
             return
-        except Exception as exc:
-            self._unit_finished(unit, None, Failure.from_exception(exc))
-            return
-        if type(started) is not Running:
-            self._unit_finished(unit, started, None)
-            return
-        future = started.future
-        unit.future = future
-        if self.timeout != math.inf:
-            unit.deadline = self.round_deadline
-            if self.timer is None:
-                self.timer = self.loop.call_at(unit.deadline, self._expire)
-        self.running_units[unit] = None
-        future.add_done_callback(unit)
-
-    def _expire(self) -> None:
-        """The call's timer: time out every unit past its deadline, then wait for the next."""
-        self.timer = None
-        now = self.loop.time()
-        for unit in list(self.running_units):
-            if unit.deadline > now:
-                self.timer = self.loop.call_at(unit.deadline, self._expire)
-                return
-            unit.time_out()
+        if future is not None and not unit.settled:
+            unit.future = future
+            if self.timeout != math.inf:
+                self.deadlines.add(self.timeout, unit, self.round_deadline)
 
     # Finishing -------------------------------------------------------------------------------
 
-    def _settle_unit(self, unit: _Unit, future: asyncio.Future[Any]) -> None:
-        del self.running_units[unit]
-        if not self.running_units and self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if unit.timed_out:
+    def _settle(self, unit: _Unit, value: Any, error: BaseException | None) -> None:
+        if unit.future is not None:
+            unit.future = None
+            self.deadlines.discard(self.timeout, unit)
+        if unit.timed_out:  # even if it swallowed the cancellation and returned a value
             failure: Failure | None = Failure(
                 "timeout",
                 f"{unit.sub.name} did not finish within {self.timeout:g} s "
-                f"(handling {unit.branch.event.name!r}) and was cancelled",
+                f"(handling {unit.branch._event.name!r}) and was cancelled",
             )
-            value = None
-        elif future.cancelled():
-            failure = Failure("cancelled", self.stop_reason or "the handler was cancelled")
-            value = None
-        elif (exc := future.exception()) is not None:
-            failure = exc.failure if type(exc) is BranchFailed else Failure.from_exception(exc)
-            value = None
-        else:
+        elif error is None:
             failure = None
-            value = future.result()
-        self._unit_finished(unit, value, failure)
-
-    def _unit_finished(self, unit: _Unit, value: Any, failure: Failure | None) -> None:
+        elif type(error) is BranchFailed:
+            failure = error.failure
+        elif isinstance(error, asyncio.CancelledError):
+            failure = Failure("cancelled", self.stop_reason or "the handler was cancelled")
+        else:
+            failure = Failure.from_exception(error)
         self.running -= 1
         self.bus.pool.release()
         self._record(unit, value, failure)
@@ -387,32 +386,29 @@ class _ParallelCall:
     def _record(self, unit: _Unit, value: Any, failure: Failure | None) -> None:
         branch = unit.branch
         if failure is None:
-            branch.store(unit.index, value)
+            branch._store(unit.index, value)
         else:
-            branch.store(unit.index, failure)
+            branch._store(unit.index, failure)
             if branch.failure is None:
                 branch.failure = failure
             if failure.exception is not None:
                 if self.report_failures:
-                    self.bus.report_failure(branch.event, unit.sub, failure.exception)
+                    self.bus.report_failure(branch._event, unit.sub, failure.exception)
                 else:
-                    self.bus.notify_failure(branch.event, unit.sub, failure.exception)
-        branch.pending -= 1
-        if not branch.pending:
+                    self.bus.notify_failure(branch._event, unit.sub, failure.exception)
+        branch._pending -= 1
+        if not branch._pending:
             self._finish_branch(branch)
         if failure is not None and self.fail_fast and self.stop_reason is None:
             self.stop(f"cancelled because {branch.name!r} failed and the call is fail-fast")
 
     def _finish_branch(self, branch: _Branch) -> None:
-        branch.finished = _monotonic()
-        outcome = BranchOutcome(branch.name, branch.value(), branch.failure,
-                                branch.started, branch.finished)
-        self.outcomes[branch.index] = outcome
+        branch._finish()
         if self.observer is not None:
-            self.observer.branch_finished(self.execution_id, outcome)
+            self.observer.branch_finished(self.execution_id, branch)
         self.open -= 1
         if self.on_outcome is not None:
-            self.on_outcome(outcome)
+            self.on_outcome(branch)
         if not self.open and self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -423,10 +419,10 @@ class _ParallelCall:
             unit = self.queue.popleft()
             if not unit.branch.started:
                 unit.branch.started = _monotonic()
+            unit.settled = True
             self._record(unit, None, Failure("cancelled", reason))
-        for unit in list(self.running_units):
-            if unit.future is not None:
-                unit.future.cancel()
+        for unit in self.units:
+            unit.cancel()
 
     # Waiting ---------------------------------------------------------------------------------
 
@@ -450,7 +446,7 @@ class _ParallelCall:
                 continue  # keep waiting; the cancellation is re-raised by our caller
 
     def result(self, mapper: PayloadPropertyMapper) -> ParallelExecutionResult:
-        outcomes = tuple(o for o in self.outcomes if o is not None)
+        outcomes = tuple(b for b in self.branches if b.finished)
         return ParallelExecutionResult(
             self.execution_id, mapper.consolidate(self.payload, outcomes), outcomes
         )

@@ -14,7 +14,7 @@ live in. So there are two ways, chosen per handler:
   that finishes in it is done at once); on 3.11, which has no eager tasks, the task starts on
   the loop's next turn, in subscription order, as ``asyncio.TaskGroup`` tasks do.
 
-A task that takes over a coroutine already stepped once is driven through :class:`_Resumed`,
+A task that takes over a coroutine already stepped once drives it through :class:`_Resumed`,
 whose first step gives the task the future the eager step stopped on.
 """
 
@@ -34,37 +34,33 @@ FirstStep = Callable[[], tuple[AnyCoroutine, Any]]
 Raises ``StopIteration`` if the coroutine returned, or the handler's own exception."""
 
 
-def start_without_task(first_step: FirstStep, context: Context) -> asyncio.Task[Any]:
-    """Run the first step in *context*; a task only if the coroutine suspended.
+def start_without_task(first_step: FirstStep, context: Context) -> _Resumed:
+    """Run the first step in *context*; what a task must await to run the rest.
 
     Raises ``StopIteration`` (with the result) if the coroutine returned in its first step, or
     the handler's exception if it failed there.
     """
     coro, pending = context.run(first_step)
-    loop = asyncio.get_running_loop()
-    if pending is None:
-        # A bare yield (``sleep(0)``) only asks to let the loop go round once, and the task's
-        # first step comes a round later anyway: the task can resume the coroutine directly.
-        return loop.create_task(coro, context=context)
-    return loop.create_task(_Resumed(coro, pending), context=context)
+    # A bare yield (``sleep(0)``) only asks to let the loop go round once, and the task's first
+    # step comes a round later anyway: the task can resume the coroutine directly.
+    return _Resumed(coro, _NOTHING if pending is None else pending)
 
 
-def start_in_task(coro: AnyCoroutine, context: Context) -> asyncio.Task[Any]:
+def start_in_task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     """A task of its own for *coro*, eagerly started where Python can (see the docstring).
 
-    The task may come back already done: the caller reads its result at once.
+    The task copies the current context. It may come back already done.
     """
-    loop = asyncio.get_running_loop()
     if sys.version_info >= (3, 12):
-        return asyncio.Task(coro, loop=loop, context=context, eager_start=True)
-    return loop.create_task(coro, context=context)
+        return asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
+    return asyncio.get_running_loop().create_task(coro)
 
 
-class _Resumed(Coroutine[Any, Any, Any]):
-    """A coroutine that was already stepped once, as its task sees it.
+class _Resumed(Generator[Any, Any, Any]):
+    """A coroutine that was already stepped once, as the task that awaits it sees it.
 
-    A plain object rather than a wrapping ``async def``: no extra frame on every resume, and a
-    fraction of the memory per suspended handler.
+    A plain object rather than a wrapping ``async def``: no extra frame on every resume. A
+    coroutine suspended inside an ``await`` cannot be awaited again, so this iterator stands in.
     """
 
     __slots__ = ("_coro", "_first")
@@ -74,13 +70,16 @@ class _Resumed(Coroutine[Any, Any, Any]):
         self._first: Any = first
 
     def send(self, value: Any) -> Any:
-        if self._first is not _GIVEN:
-            first, self._first = self._first, _GIVEN
+        if self._first is not _NOTHING:
+            first, self._first = self._first, _NOTHING
             return first
         return self._coro.send(value)
 
+    def __next__(self) -> Any:
+        return self.send(None)
+
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        self._first = _GIVEN  # a task cancelled before its first step still throws in here
+        self._first = _NOTHING  # a task cancelled before its first step still throws in here
         if val is None and tb is None:
             return self._coro.throw(typ)
         return self._coro.throw(typ, val, tb)  # pragma: no cover - the legacy signature
@@ -88,8 +87,8 @@ class _Resumed(Coroutine[Any, Any, Any]):
     def close(self) -> None:
         self._coro.close()
 
-    def __await__(self) -> Generator[Any, None, Any]:
-        raise TypeError("a resumed handler is driven by its task, never awaited")
+    def __await__(self) -> Generator[Any, Any, Any]:
+        return self
 
 
-_GIVEN = object()
+_NOTHING = object()

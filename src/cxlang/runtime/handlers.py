@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import copy_context
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +31,16 @@ if TYPE_CHECKING:
     from .events import Event
     from .pool import ParallelTaskPool
 
-__all__ = ["Handler", "HandlerKind", "Running", "Subscription", "classify", "start_handler"]
+__all__ = ["Finished", "Handler", "HandlerKind", "Subscription", "cancel_handler", "classify",
+           "start_handler"]
+
+Finished = Callable[[Any, "BaseException | None"], None]
+"""Told exactly once how a handler ended: ``(value, None)``, or ``(None, exception)``, where a
+:class:`asyncio.CancelledError` means it was cancelled."""
 
 Handler = Callable[["Event"], Any]
-_set_context = _execution_context.set  # one call less per handler than set_context()
+# Bound C methods: one call less per handler than set_context().
+_set_context = _execution_context.set
 
 
 class HandlerKind(enum.Enum):
@@ -95,42 +101,105 @@ def classify(callback: Handler, *, cpu_bound: bool, inline: bool) -> HandlerKind
     return HandlerKind.INLINE if inline else HandlerKind.THREAD
 
 
-class Running:
-    """Returned by :func:`start_handler` when the handler is still running in *future*."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, future: asyncio.Future[Any]) -> None:
-        self.future = future
-
-
 def start_handler(
-    sub: Subscription, event: Event, context: ExecutionContext, pool: ParallelTaskPool
-) -> Any:
-    """Start *sub* on *event*: its result if it finished at once, else a :class:`Running`.
+    sub: Subscription,
+    event: Event,
+    context: ExecutionContext,
+    pool: ParallelTaskPool,
+    finished: Finished,
+) -> asyncio.Future[Any] | None:
+    """Start *sub* on *event* and tell *finished* how it ends, perhaps before this returns.
 
-    A handler that fails at once raises here; the caller decides what a failure means.
+    Returns the future to cancel (with :func:`cancel_handler`) while the handler runs, or
+    ``None`` if it has already ended. A handler that fails at once raises here instead: the
+    caller reports it from its own frame, which matters when the failure is a
+    ``RecursionError`` (handlers that call services whose handlers call services) and every
+    frame counts. A coroutine handler reports from inside its own task, the
+    moment it ends: cheaper than a done callback, which costs a callback handle and a loop
+    iteration per handler.
     """
     kind = sub.kind
     if kind is HandlerKind.INLINE_COROUTINE:
-        try:
-            return Running(start_without_task(_FirstStep(sub.callback, event, context),
-                                              copy_context()))
-        except StopIteration as done:
-            return done.value
-    if kind is HandlerKind.TASK:
         ctx = copy_context()
-        task = start_in_task(ctx.run(_call, sub.callback, event, context), ctx)
-        if task.done():  # an eager task (3.12+) that finished in its first step
-            return task.result()
-        return Running(task)
+        try:
+            resumed = start_without_task(_FirstStep(sub.callback, event, context), ctx)
+        except StopIteration as done:
+            finished(done.value, None)
+            return None
+        return asyncio.get_running_loop().create_task(_finish_and_report(resumed, finished),
+                                                      context=ctx)
+    if kind is HandlerKind.TASK:
+        task = start_in_task(_run_and_report(sub.callback, event, context, finished))
+        return None if task.done() else task  # an eager task (3.12+) that finished at once
     if kind is HandlerKind.INLINE:
-        return copy_context().run(_call, sub.callback, event, context)
+        finished(copy_context().run(_call, sub.callback, event, context), None)
+        return None
     if kind is HandlerKind.THREAD:
         ctx = copy_context()
         ctx.run(set_context, context)
-        return Running(pool.run_in_thread(ctx, sub.callback, event))
-    return Running(pool.run_in_process(sub.callback, event, context))
+        future = pool.run_in_thread(ctx, sub.callback, event)
+    else:
+        future = pool.run_in_process(sub.callback, event, context)
+    future.add_done_callback(_FutureReport(finished))
+    return future
+
+
+async def _run_and_report(
+    fn: Handler, event: Event, context: ExecutionContext, finished: Finished
+) -> None:
+    """A task's whole life: run the handler with *context* installed, report how it ended.
+
+    The handler's coroutine is made here, inside the task, so a task cancelled before its
+    first step leaves no coroutine behind unawaited.
+    """
+    _set_context(context)  # in the task's own copy of the context
+    try:
+        value = await fn(event)
+    except (Exception, asyncio.CancelledError) as exc:
+        finished(None, exc)
+    else:
+        finished(value, None)
+
+
+async def _finish_and_report(resumed: Awaitable[Any], finished: Finished) -> None:
+    """The rest of a handler that suspended in the step it took without a task."""
+    try:
+        value = await resumed
+    except (Exception, asyncio.CancelledError) as exc:
+        finished(None, exc)
+    else:
+        finished(value, None)
+
+
+def cancel_handler(future: asyncio.Future[Any], finished: Finished) -> None:
+    """Cancel a handler that :func:`start_handler` started with *finished*.
+
+    A task cancelled before its first step ends without running any of its code, so the
+    report from inside it never comes: the future's end is reported to *finished* as well.
+    *finished* therefore hears twice after a cancel, in the usual case, and must ignore the
+    second report. (A handler that had suspended in its task-less first step is closed by
+    Python then, not cancelled: its ``finally`` blocks run, its ``except CancelledError``
+    blocks do not.)
+    """
+    future.cancel()
+    future.add_done_callback(_FutureReport(finished))
+
+
+class _FutureReport:
+    """A done callback that tells a :data:`Finished` what its future ended with."""
+
+    __slots__ = ("finished",)
+
+    def __init__(self, finished: Finished) -> None:
+        self.finished = finished
+
+    def __call__(self, future: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            self.finished(None, asyncio.CancelledError())
+        elif (exc := future.exception()) is not None:
+            self.finished(None, exc)
+        else:
+            self.finished(future.result(), None)
 
 
 class _FirstStep:

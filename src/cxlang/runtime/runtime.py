@@ -209,6 +209,7 @@ class Runtime:
         other processes, shut the pools down."""
         self.bus.close()
         await self.bus.cancel_running()
+        self.coordinator.close()
         if self.transport is not None:
             await self.transport.close()
         self.pool.shutdown()

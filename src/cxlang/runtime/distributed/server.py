@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..context import ExecutionContext
-from ..handlers import Running, Subscription, start_handler
+from ..handlers import Subscription, start_handler
 from ..outcomes import Failure
 from .codec import Call, decode_call, encode_failure, encode_value
 
@@ -53,38 +53,54 @@ class CallServer:
             return
         sub = subs[call.handler]
         context = ExecutionContext(sub.entity, call.execution_id, call.parameter, call.event)
+        ended: asyncio.Future[tuple[Any, BaseException | None]] = \
+            asyncio.get_running_loop().create_future()
+
+        def report(value: Any, error: BaseException | None) -> None:
+            if not ended.done():
+                ended.set_result((value, error))
+
+        handler = None
         try:
             observer = self.bus.observer
-            started = start_handler(sub, call.event, context, self.bus.pool) \
+            handler = start_handler(sub, call.event, context, self.bus.pool, report) \
                 if observer is None else observer.start_handler(
-                    sub, call.event, context, self.bus.pool, remote=msg.headers)
+                    sub, call.event, context, self.bus.pool, report, remote=msg.headers)
         except Exception as exc:
-            await self._reply(msg, self._failed(call.event, sub, exc))
+            report(None, exc)
+        if handler is None or ended.done():
+            await self._reply(msg, self._reply_body(call, sub, *ended.result()))
             return
-        if type(started) is Running:
-            # Requests of one subscription arrive one after the other: finish in a task.
-            task = asyncio.get_running_loop().create_task(self._finish(msg, call, sub,
-                                                                       started.future))
-            self.running.add(task)
-            task.add_done_callback(self.running.discard)
-        else:
-            await self._reply(msg, encode_value(started, sub.name))
+        # Requests of one subscription arrive one after the other: finish in a task.
+        task = asyncio.get_running_loop().create_task(self._finish(msg, call, sub, handler,
+                                                                   ended))
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
 
     async def _finish(self, msg: Msg, call: Call, sub: Subscription,
-                      future: asyncio.Future[Any]) -> None:
+                      handler: asyncio.Future[Any],
+                      ended: asyncio.Future[tuple[Any, BaseException | None]]) -> None:
         try:
-            value = await asyncio.wait_for(future, self.timeout)
+            value, error = await asyncio.wait_for(ended, self.timeout)
         except TimeoutError:
+            handler.cancel()
             body = encode_failure(Failure(
                 "timeout", f"{sub.name} did not finish within {self.timeout:g} s (handling "
                            f"{call.event.name!r}) and was cancelled"))
         except asyncio.CancelledError:
+            handler.cancel()
             raise  # this process is closing: the caller's own timeout will tell
-        except Exception as exc:
-            body = self._failed(call.event, sub, exc)
         else:
-            body = encode_value(value, sub.name)
+            body = self._reply_body(call, sub, value, error)
         await self._reply(msg, body)
+
+    def _reply_body(self, call: Call, sub: Subscription, value: Any,
+                    error: BaseException | None) -> bytes:
+        if error is None:
+            return encode_value(value, sub.name)
+        if isinstance(error, asyncio.CancelledError):
+            return encode_failure(Failure("cancelled", f"{sub.name} was cancelled"))
+        return self._failed(call.event, sub, error)
 
     def _failed(self, event: Event, sub: Subscription, exc: BaseException) -> bytes:
         if self.bus.failure_listeners:

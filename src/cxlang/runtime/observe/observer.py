@@ -20,10 +20,9 @@ import itertools
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..handlers import Running, start_handler
+from ..handlers import Finished, start_handler
 from ..outcomes import BranchOutcome, Failure
 from .span import Propagator, Sink, Span, SpanKind, _current
 
@@ -138,8 +137,9 @@ class Observer:
         event: Event,
         context: ExecutionContext,
         pool: ParallelTaskPool,
+        finished: Finished,
         remote: Mapping[str, str] | None = None,
-    ) -> Any:
+    ) -> asyncio.Future[Any] | None:
         """:func:`~cxlang.runtime.handlers.start_handler` inside a handler span.
 
         *remote*: trace headers of a call from another process, the span's parent there.
@@ -162,28 +162,16 @@ class Observer:
         self._begin(span)
         token = _current.set(span)
         entered = None if self.propagator is None else self.propagator.enter(span)
+        end = _SpanEnd(self, span, event, finished)
         try:
-            started = start_handler(sub, event, context, pool)
+            return start_handler(sub, event, context, pool, end)
         except BaseException as exc:
-            self._handler_done(span, event, Failure.from_exception(exc))
+            end.close_span(exc)  # it failed at once: the caller reports it
             raise
         finally:
             if self.propagator is not None:
                 self.propagator.leave(entered)
             _current.reset(token)
-        if type(started) is Running:
-            started.future.add_done_callback(partial(self._handler_settled, span, event))
-        else:
-            self._handler_done(span, event, None)
-        return started
-
-    def _handler_settled(self, span: Span, event: Event, future: asyncio.Future[Any]) -> None:
-        if future.cancelled():
-            failure: Failure | None = Failure("cancelled", f"{span.name} was cancelled")
-        else:
-            exc = future.exception()
-            failure = None if exc is None else _failure_of(exc)
-        self._handler_done(span, event, failure)
 
     def _handler_done(self, span: Span, event: Event, failure: Failure | None) -> None:
         self._finish(span, failure)
@@ -243,3 +231,33 @@ class Observer:
 def _failure_of(exc: BaseException) -> Failure:
     failure = getattr(exc, "failure", None)  # a BranchFailed from another process
     return failure if isinstance(failure, Failure) else Failure.from_exception(exc)
+
+
+class _SpanEnd:
+    """Closes a handler's span when the handler ends, then tells the one who started it."""
+
+    __slots__ = ("ended", "event", "finished", "observer", "span")
+
+    def __init__(self, observer: Observer, span: Span, event: Event, finished: Finished) -> None:
+        self.observer = observer
+        self.span = span
+        self.event = event
+        self.finished = finished
+        self.ended = False
+
+    def __call__(self, value: Any, error: BaseException | None) -> None:
+        self.close_span(error)
+        self.finished(value, error)
+
+    def close_span(self, error: BaseException | None) -> None:
+        if not self.ended:  # after a cancel a second report can come; the first one counts
+            self.ended = True
+            self.observer._handler_done(self.span, self.event, _ending(self.span, error))
+
+
+def _ending(span: Span, error: BaseException | None) -> Failure | None:
+    if error is None:
+        return None
+    if isinstance(error, asyncio.CancelledError):
+        return Failure("cancelled", f"{span.name} was cancelled")
+    return _failure_of(error)

@@ -1,0 +1,97 @@
+"""Deadlines: one timer for every running handler of every parallel call.
+
+A parallel call gives each handler it starts a deadline. Arming a loop timer per call and
+cancelling it when the call finishes in time (the common case) costs a timer handle, a heap
+push and, later, the loop's sweep of cancelled timers: more than the rest of a small call's
+bookkeeping. So a coordinator keeps one :class:`Deadlines`: running handlers are kept in
+groups by timeout, in which deadlines come in start order (the loop's clock only moves
+forward), so each group's oldest entry is its earliest deadline. The one timer is set for the
+earliest deadline of all and is not cancelled when handlers finish in time: when it fires and
+finds nothing due, it sets itself for the next deadline, if there is one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Protocol
+
+__all__ = ["Deadlines", "Expiring"]
+
+
+class Expiring(Protocol):
+    """Something with a deadline: told when the deadline has passed."""
+
+    def expire(self) -> None: ...
+
+
+class Deadlines:
+    """The deadlines of one coordinator's running handlers, on one event loop."""
+
+    __slots__ = ("_groups", "_loop", "_timer", "_timer_at")
+
+    def __init__(self) -> None:
+        # timeout -> running things, in start order (so in deadline order) -> deadline
+        self._groups: dict[float, dict[Expiring, float]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def use(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Keep time on *loop*, the running loop of a new call."""
+        if loop is not self._loop:
+            self.close()  # a new loop (a program's second asyncio.run): start afresh
+            self._loop = loop
+
+    def add(self, timeout: float, it: Expiring, deadline: float) -> None:
+        group = self._groups.get(timeout)
+        if group is None:
+            group = self._groups[timeout] = {}
+        group[it] = deadline
+        if deadline < self._timer_at:
+            self._arm(deadline)
+
+    def discard(self, timeout: float, it: Expiring) -> None:
+        """*it* finished (or expired already: then this does nothing)."""
+        group = self._groups.get(timeout)
+        if group is not None:
+            group.pop(it, None)
+
+    def close(self) -> None:
+        """Forget every deadline and stop the timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = math.inf
+        self._groups.clear()
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer = self._loop.call_at(when, self._fire)
+        self._timer_at = when
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        assert self._loop is not None
+        now = self._loop.time()
+        due: list[Expiring] = []
+        following = math.inf
+        for timeout, group in list(self._groups.items()):
+            passed = []
+            for it, deadline in group.items():
+                if deadline > now:
+                    following = min(following, deadline)
+                    break
+                passed.append(it)
+            for it in passed:
+                del group[it]
+            if not group:
+                del self._groups[timeout]
+            due += passed
+        if following != math.inf:
+            self._arm(following)
+        for it in due:
+            it.expire()  # last: expiring may start queued handlers, which add deadlines
