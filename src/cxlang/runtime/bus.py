@@ -80,7 +80,7 @@ class EventBus:
         self._subscriptions: list[Subscription] = []
         self._dispatch: dict[str, tuple[Subscription, ...]] = {}
         self._queue: deque[Event] = deque()
-        self._running: dict[_RunningHandler, asyncio.Future[Any]] = {}
+        self._running: dict[_HandlerRun, asyncio.Future[Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_scheduled = False
         self._room_waiters: deque[asyncio.Future[None]] = deque()
@@ -245,17 +245,16 @@ class EventBus:
             if observer is not None:
                 observer.dispatching(event, len(subs))
             for sub in subs:
-                context = ExecutionContext(sub.entity, None, None, event)
-                handler = _RunningHandler(self, event, sub)
+                handler = _HandlerRun(self, event, sub)
                 try:
-                    future = start_handler(sub, event, context, pool, handler) \
+                    future = start_handler(sub, event, handler, pool, handler) \
                         if observer is None \
-                        else observer.start_handler(sub, event, context, pool, handler)
+                        else observer.start_handler(sub, event, handler, pool, handler)
                 except Exception as exc:  # the handler failed at once
                     self.report_failure(event, sub, exc)
                     continue
-                if future is not None and not handler.ended:
-                    handler.running = True
+                if future is not None and not handler._ended:
+                    handler._running = True
                     self._running[handler] = future
         if queue:
             self._schedule_drain()
@@ -327,7 +326,7 @@ class EventBus:
 
     def running_handlers(self) -> list[str]:
         """Describe what is still running, for messages such as a run's time limit."""
-        return [f"{h.sub.name} (on {h.event.name})" for h in self._running]
+        return [f"{h._sub.name} (on {h.event.name})" for h in self._running]
 
     async def cancel_running(self) -> None:
         """Cancel every handler the bus started and wait for them to finish."""
@@ -376,11 +375,10 @@ class EventBus:
         for listener in self.limit_listeners:
             listener(exc)
 
-    def _handler_ended(self, handler: _RunningHandler, error: BaseException | None) -> None:
-        handler.ended = True
+    def _handler_ended(self, handler: _HandlerRun, error: BaseException | None) -> None:
         if error is not None and not isinstance(error, asyncio.CancelledError):
-            self.report_failure(handler.event, handler.sub, error)
-        if handler.running:  # it ended after the drain that started it
+            self.report_failure(handler.event, handler._sub, error)
+        if handler._running:  # it ended after the drain that started it
             del self._running[handler]
             self._check_idle()
 
@@ -393,18 +391,27 @@ def _bound(name: str, value: int | None) -> int:
     return value
 
 
-class _RunningHandler:
-    """A handler the bus started: told how it ended (it is the handler's ``Finished``)."""
+class _HandlerRun(ExecutionContext):
+    """One run of a handler the bus started: the execution context the handler sees, and the
+    :data:`~.handlers.Finished` it tells how it ended (one object per handler run)."""
 
-    __slots__ = ("bus", "ended", "event", "running", "sub")
+    __slots__ = ("_bus", "_ended", "_running", "_sub")
+    event: Event  # always set here
 
     def __init__(self, bus: EventBus, event: Event, sub: Subscription) -> None:
-        self.bus = bus
+        self.entity = sub.entity
+        self.execution_id = None
+        self.parameter = None
         self.event = event
-        self.sub = sub
-        self.running = False  # still running after the drain that started it
-        self.ended = False
+        self._bus = bus
+        self._sub = sub
+        self._running = False  # still running after the drain that started it
+        self._ended = False
+
+    __eq__ = object.__eq__  # a run is itself, whatever its context looks like
+    __hash__ = object.__hash__
 
     def __call__(self, value: Any, error: BaseException | None) -> None:
-        if not self.ended:  # after a cancel a second report can come; the first one counts
-            self.bus._handler_ended(self, error)
+        if not self._ended:  # after a cancel a second report can come; the first one counts
+            self._ended = True
+            self._bus._handler_ended(self, error)

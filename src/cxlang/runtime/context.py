@@ -26,7 +26,10 @@ class ExecutionContext:
       (also as ``event_id``, ``event_name`` and ``depth``, its hops from the first emit).
 
     A plain slotted class rather than a frozen dataclass: one is built per handler run, and this
-    is five times cheaper to construct. Treat it as immutable.
+    is five times cheaper to construct. Treat it as immutable. The bus and the coordinator hand
+    handlers subclasses that are also their own record of the run (one object per run, not
+    two); what those add is private, and they compare and pickle as plain contexts would
+    (equal when their fields are equal; as an ``ExecutionContext``), but hash as themselves.
     """
 
     __slots__ = ("entity", "event", "execution_id", "parameter")

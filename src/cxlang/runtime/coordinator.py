@@ -27,7 +27,7 @@ from typing import Any
 
 from .bus import EventBus
 from .context import ExecutionContext
-from .deadlines import Deadlines
+from .deadlines import Deadlines, Expiring
 from .events import Event, new_id
 from .handlers import Subscription, cancel_handler, start_handler
 from .mapper import PayloadPropertyMapper
@@ -195,38 +195,46 @@ class _Branch(BranchOutcome):
         return [self.failure if self.failure is not None else self.value]
 
 
-class _Unit:
-    """One handler of one branch: told how its handler ended (it is the :data:`Finished`)."""
+class _Unit(ExecutionContext):
+    """One handler of one branch: the execution context its handler sees, and the
+    :data:`~.handlers.Finished` its handler tells how it ended (one object per handler run)."""
 
-    __slots__ = ("branch", "call", "future", "index", "settled", "sub", "timed_out")
+    __slots__ = ("_branch", "_call", "_future", "_index", "_settled", "_sub", "_timed_out")
 
     def __init__(self, call: _ParallelCall, branch: _Branch, index: int, sub: Subscription) -> None:
-        self.call = call
-        self.branch = branch
-        self.index = index
-        self.sub = sub
-        self.future: asyncio.Future[Any] | None = None
-        self.settled = False
-        self.timed_out = False
+        self.entity = sub.entity
+        self.execution_id = call.execution_id
+        self.parameter = branch.name
+        self.event = branch._event
+        self._call = call
+        self._branch = branch
+        self._index = index
+        self._sub = sub
+        self._future: asyncio.Future[Any] | None = None
+        self._settled = False
+        self._timed_out = False
+
+    __eq__ = object.__eq__  # a run is itself, whatever its context looks like
+    __hash__ = object.__hash__
 
     def __call__(self, value: Any, error: BaseException | None) -> None:
-        if not self.settled:  # after a cancel a second report can come; the first one counts
-            self.settled = True
-            self.call._settle(self, value, error)
+        if not self._settled:  # after a cancel a second report can come; the first one counts
+            self._settled = True
+            self._call._settle(self, value, error)
 
     def expire(self) -> None:
         """Its deadline passed (:class:`.deadlines.Deadlines` tells)."""
-        self.timed_out = True
+        self._timed_out = True
         self.cancel()
 
     def cancel(self) -> None:
-        if self.future is not None and not self.settled:
-            cancel_handler(self.future, self)
+        if self._future is not None and not self._settled:
+            cancel_handler(self._future, self)
 
 
 class _ParallelCall:
-    __slots__ = ("_granted_pending", "_pumping", "_settled", "_waiter", "branches", "bus",
-                 "cap", "deadlines", "execution_id", "fail_fast", "loop", "observer",
+    __slots__ = ("_drained", "_granted_pending", "_pumping", "_waiter", "branches", "bus",
+                 "cap", "deadline_group", "deadlines", "execution_id", "fail_fast", "loop", "observer",
                  "on_outcome", "open", "payload", "queue", "report_failures", "round_deadline",
                  "round_started", "running", "stop_reason", "timeout", "units")
 
@@ -247,6 +255,7 @@ class _ParallelCall:
         self.observer = bus.observer
         self.loop = asyncio.get_running_loop()
         self.deadlines = deadlines
+        self.deadline_group: dict[Expiring, float] | None = None  # set for each round
         if timeout != math.inf:
             deadlines.use(self.loop)
         self.execution_id = new_id()
@@ -265,7 +274,7 @@ class _ParallelCall:
         self.round_started = 0.0
         self.round_deadline = 0.0
         self._waiter: asyncio.Future[None] | None = None
-        self._settled: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
         handlers_for = bus.handlers_for
         # Handlers in other processes join a parameter's own (never plain delivery's).
         remote = None if report_failures or bus.transport is None else \
@@ -323,7 +332,9 @@ class _ParallelCall:
         # Units started together share one start time and one deadline: two floats per round,
         # not per unit (it shows in the memory of a thousand-branch call).
         self.round_started = _monotonic()
-        self.round_deadline = self.loop.time() + self.timeout
+        if self.timeout != math.inf:
+            self.round_deadline = self.loop.time() + self.timeout
+            self.deadline_group = self.deadlines.group(self.timeout, self.round_deadline)
 
     def _slot_granted(self) -> None:
         self._granted_pending = False
@@ -335,37 +346,37 @@ class _ParallelCall:
             self.bus.pool.release()
 
     def _start(self, unit: _Unit) -> None:
-        branch = unit.branch
+        branch = unit._branch
         if not branch.started:
             branch.started = self.round_started
-        sub = unit.sub
+        sub = unit._sub
         event = branch._event
-        context = ExecutionContext(sub.entity, self.execution_id, branch.name, event)
         self.running += 1
         try:
-            future = start_handler(sub, event, context, self.bus.pool, unit) \
+            future = start_handler(sub, event, unit, self.bus.pool, unit) \
                 if self.observer is None \
-                else self.observer.start_handler(sub, event, context, self.bus.pool, unit)
+                else self.observer.start_handler(sub, event, unit, self.bus.pool, unit)
         except Exception as exc:  # the handler failed at once
-            unit.settled = True
+            unit._settled = True
             self._settle(unit, None, exc)
             return
-        if future is not None and not unit.settled:
-            unit.future = future
-            if self.timeout != math.inf:
-                self.deadlines.add(self.timeout, unit, self.round_deadline)
+        if future is not None and not unit._settled:
+            unit._future = future
+            if self.deadline_group is not None:
+                self.deadline_group[unit] = self.round_deadline
 
     # Finishing -------------------------------------------------------------------------------
 
     def _settle(self, unit: _Unit, value: Any, error: BaseException | None) -> None:
-        if unit.future is not None:
-            unit.future = None
-            self.deadlines.discard(self.timeout, unit)
-        if unit.timed_out:  # even if it swallowed the cancellation and returned a value
+        if unit._future is not None:
+            unit._future = None
+            if self.deadline_group is not None:
+                self.deadline_group.pop(unit, None)
+        if unit._timed_out:  # even if it swallowed the cancellation and returned a value
             failure: Failure | None = Failure(
                 "timeout",
-                f"{unit.sub.name} did not finish within {self.timeout:g} s "
-                f"(handling {unit.branch._event.name!r}) and was cancelled",
+                f"{unit._sub.name} did not finish within {self.timeout:g} s "
+                f"(handling {unit._branch._event.name!r}) and was cancelled",
             )
         elif error is None:
             failure = None
@@ -380,22 +391,22 @@ class _ParallelCall:
         self._record(unit, value, failure)
         if self.queue and not self._pumping:
             self._pump()
-        elif not self.running and self._settled is not None and not self._settled.done():
-            self._settled.set_result(None)
+        elif not self.running and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
 
     def _record(self, unit: _Unit, value: Any, failure: Failure | None) -> None:
-        branch = unit.branch
+        branch = unit._branch
         if failure is None:
-            branch._store(unit.index, value)
+            branch._store(unit._index, value)
         else:
-            branch._store(unit.index, failure)
+            branch._store(unit._index, failure)
             if branch.failure is None:
                 branch.failure = failure
             if failure.exception is not None:
                 if self.report_failures:
-                    self.bus.report_failure(branch._event, unit.sub, failure.exception)
+                    self.bus.report_failure(branch._event, unit._sub, failure.exception)
                 else:
-                    self.bus.notify_failure(branch._event, unit.sub, failure.exception)
+                    self.bus.notify_failure(branch._event, unit._sub, failure.exception)
         branch._pending -= 1
         if not branch._pending:
             self._finish_branch(branch)
@@ -409,17 +420,22 @@ class _ParallelCall:
         self.open -= 1
         if self.on_outcome is not None:
             self.on_outcome(branch)
-        if not self.open and self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        if not self.open:
+            # Every unit has ended. Dropping them breaks the call <-> unit cycles, so the call
+            # is freed when its caller lets go, not by the cyclic garbage collector: at a
+            # hundred branches a call, collecting them cost as much as running them.
+            self.units = []
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
 
     def stop(self, reason: str) -> None:
         """Cancel everything still running or waiting; each such branch fails ``cancelled``."""
         self.stop_reason = reason
         while self.queue:
             unit = self.queue.popleft()
-            if not unit.branch.started:
-                unit.branch.started = _monotonic()
-            unit.settled = True
+            if not unit._branch.started:
+                unit._branch.started = _monotonic()
+            unit._settled = True
             self._record(unit, None, Failure("cancelled", reason))
         for unit in self.units:
             unit.cancel()
@@ -439,9 +455,9 @@ class _ParallelCall:
     async def drain(self) -> None:
         """Wait until no unit of this call is running (no branch outlives the call)."""
         while self.running:
-            self._settled = self.loop.create_future()
+            self._drained = self.loop.create_future()
             try:
-                await self._settled
+                await self._drained
             except asyncio.CancelledError:
                 continue  # keep waiting; the cancellation is re-raised by our caller
 

@@ -43,19 +43,19 @@ class Deadlines:
             self.close()  # a new loop (a program's second asyncio.run): start afresh
             self._loop = loop
 
-    def add(self, timeout: float, it: Expiring, deadline: float) -> None:
+    def group(self, timeout: float, deadline: float) -> dict[Expiring, float]:
+        """The group of things with *timeout*, the earliest due by *deadline*.
+
+        Add with ``group[it] = deadline`` and remove with ``group.pop(it, None)``: plain dict
+        operations, for a hot path. Use the group for things started now, without yielding to
+        the loop in between (an empty group may be dropped when the timer fires).
+        """
         group = self._groups.get(timeout)
         if group is None:
             group = self._groups[timeout] = {}
-        group[it] = deadline
         if deadline < self._timer_at:
             self._arm(deadline)
-
-    def discard(self, timeout: float, it: Expiring) -> None:
-        """*it* finished (or expired already: then this does nothing)."""
-        group = self._groups.get(timeout)
-        if group is not None:
-            group.pop(it, None)
+        return group
 
     def close(self) -> None:
         """Forget every deadline and stop the timer."""
@@ -63,6 +63,8 @@ class Deadlines:
             self._timer.cancel()
             self._timer = None
         self._timer_at = math.inf
+        for group in self._groups.values():
+            group.clear()
         self._groups.clear()
 
     def _arm(self, when: float) -> None:

@@ -28,6 +28,9 @@ from typing import Any
 
 __all__ = ["start_in_task", "start_without_task"]
 
+_Task = asyncio.Task
+_get_running_loop = asyncio.get_running_loop
+
 AnyCoroutine = Coroutine[Any, Any, Any]
 FirstStep = Callable[[], tuple[AnyCoroutine, Any]]
 """Creates the handler's coroutine and runs it to its first suspension: (coroutine, yielded).
@@ -51,9 +54,12 @@ def start_in_task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
 
     The task copies the current context. It may come back already done.
     """
+    loop = _get_running_loop()
+    if loop.get_task_factory() is not None:
+        return loop.create_task(coro)  # the application's own tasks (instrumented, say)
     if sys.version_info >= (3, 12):
-        return asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True)
-    return asyncio.get_running_loop().create_task(coro)
+        return _Task(coro, loop=loop, eager_start=True)
+    return _Task(coro, loop=loop)  # what loop.create_task does, minus two checks and a frame
 
 
 class _Resumed(Generator[Any, Any, Any]):
