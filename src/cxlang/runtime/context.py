@@ -28,8 +28,8 @@ class ExecutionContext:
     A plain slotted class rather than a frozen dataclass: one is built per handler run, and this
     is five times cheaper to construct. Treat it as immutable. The bus and the coordinator hand
     handlers subclasses that are also their own record of the run (one object per run, not
-    two); what those add is private, and they compare and pickle as plain contexts would
-    (equal when their fields are equal; as an ``ExecutionContext``), but hash as themselves.
+    two); what those add is private. They pickle as a plain ``ExecutionContext`` but compare
+    and hash as themselves: each run is one of its own.
     """
 
     __slots__ = ("entity", "event", "execution_id", "parameter")

@@ -155,36 +155,19 @@ class _Branch(BranchOutcome):
     goes straight to ``value``.
     """
 
-    __slots__ = ("_call", "_event", "_handlers", "_index", "_pending", "_values")
+    __slots__ = ("_event", "_handlers", "_index", "_pending", "_values")
 
-    def __init__(
-        self, call: _ParallelCall, index: int, name: str, event: Event, handlers: int
-    ) -> None:
+    def __init__(self, index: int, name: str, event: Event, handlers: int) -> None:
         self.name = name
         self.value: Any = None
         self.failure: Failure | None = None
         self.started = 0.0
         self.finished = 0.0
-        self._call: _ParallelCall | None = call  # dropped when finished: no cycle outlives it
         self._index = index
         self._event = event
         self._handlers = handlers
         self._pending = handlers
         self._values: list[Any] | None = [None] * handlers if handlers > 1 else None
-
-    def _store(self, index: int, result: Any) -> None:
-        if self._values is not None:
-            self._values[index] = result
-        else:
-            self.value = result
-
-    def _finish(self) -> None:
-        self.finished = _monotonic()
-        self._call = None
-        if self.failure is not None:
-            self.value = None
-        elif self._values is not None:
-            self.value = self._values  # several subscribers: a list in subscription order
 
     def _results(self) -> list[Any]:
         """Every handler's result (or :class:`Failure`), in subscription order."""
@@ -234,9 +217,9 @@ class _Unit(ExecutionContext):
 
 class _ParallelCall:
     __slots__ = ("_drained", "_granted_pending", "_pumping", "_waiter", "branches", "bus",
-                 "cap", "deadline_group", "deadlines", "execution_id", "fail_fast", "loop", "observer",
-                 "on_outcome", "open", "payload", "queue", "report_failures", "round_deadline",
-                 "round_started", "running", "stop_reason", "timeout", "units")
+                 "cap", "deadline_group", "deadlines", "execution_id", "fail_fast", "loop",
+                 "observer", "on_outcome", "open", "payload", "queue", "report_failures",
+                 "round_deadline", "round_started", "running", "stop_reason", "timeout", "units")
 
     def __init__(
         self,
@@ -284,7 +267,7 @@ class _ParallelCall:
             subs = handlers_for(event.name)
             if remote is not None:
                 subs += remote(event.name)
-            branch = _Branch(self, index, name, event, len(subs))
+            branch = _Branch(index, name, event, len(subs))
             self.branches.append(branch)
             for i, sub in enumerate(subs):
                 units.append(_Unit(self, branch, i, sub))
@@ -397,9 +380,13 @@ class _ParallelCall:
     def _record(self, unit: _Unit, value: Any, failure: Failure | None) -> None:
         branch = unit._branch
         if failure is None:
-            branch._store(unit._index, value)
+            if branch._values is None:
+                branch.value = value
+            else:
+                branch._values[unit._index] = value
         else:
-            branch._store(unit._index, failure)
+            if branch._values is not None:
+                branch._values[unit._index] = failure
             if branch.failure is None:
                 branch.failure = failure
             if failure.exception is not None:
@@ -414,7 +401,11 @@ class _ParallelCall:
             self.stop(f"cancelled because {branch.name!r} failed and the call is fail-fast")
 
     def _finish_branch(self, branch: _Branch) -> None:
-        branch._finish()
+        branch.finished = _monotonic()
+        if branch.failure is not None:
+            branch.value = None
+        elif branch._values is not None:
+            branch.value = branch._values  # several subscribers: a list in subscription order
         if self.observer is not None:
             self.observer.branch_finished(self.execution_id, branch)
         self.open -= 1
@@ -462,7 +453,8 @@ class _ParallelCall:
                 continue  # keep waiting; the cancellation is re-raised by our caller
 
     def result(self, mapper: PayloadPropertyMapper) -> ParallelExecutionResult:
-        outcomes = tuple(b for b in self.branches if b.finished)
+        outcomes = tuple(self.branches) if not self.open else \
+            tuple(b for b in self.branches if b.finished)
         return ParallelExecutionResult(
             self.execution_id, mapper.consolidate(self.payload, outcomes), outcomes
         )

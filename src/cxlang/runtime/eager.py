@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context
 from typing import Any
 
-__all__ = ["start_in_task", "start_without_task"]
+__all__ = ["continue_in_task", "start_in_task", "start_without_task"]
 
 _Task = asyncio.Task
 _get_running_loop = asyncio.get_running_loop
@@ -62,6 +62,18 @@ def start_in_task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     return _Task(coro, loop=loop)  # what loop.create_task does, minus two checks and a frame
 
 
+def continue_in_task(coro: Coroutine[Any, Any, None], context: Context) -> asyncio.Task[None]:
+    """A task for the rest of a handler whose first step ran without one, in *context*.
+
+    Never eagerly started: a handler that yielded to the loop (``sleep(0)``) goes on only
+    after the loop has gone round.
+    """
+    loop = _get_running_loop()
+    if loop.get_task_factory() is not None:
+        return loop.create_task(coro, context=context)
+    return _Task(coro, loop=loop, context=context)
+
+
 class _Resumed(Generator[Any, Any, Any]):
     """A coroutine that was already stepped once, as the task that awaits it sees it.
 
@@ -82,7 +94,11 @@ class _Resumed(Generator[Any, Any, Any]):
         return self._coro.send(value)
 
     def __next__(self) -> Any:
-        return self.send(None)
+        # What an awaiting task calls to resume (with None): send's body, one frame less.
+        if self._first is not _NOTHING:
+            first, self._first = self._first, _NOTHING
+            return first
+        return self._coro.send(None)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         self._first = _NOTHING  # a task cancelled before its first step still throws in here

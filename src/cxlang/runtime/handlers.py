@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .context import ExecutionContext, set_context
 from .context import _current as _execution_context
-from .eager import start_in_task, start_without_task
+from .eager import continue_in_task, start_in_task, start_without_task
 from .events import EventPattern
 
 if TYPE_CHECKING:
@@ -126,8 +126,7 @@ def start_handler(
         except StopIteration as done:
             finished(done.value, None)
             return None
-        return asyncio.get_running_loop().create_task(_finish_and_report(resumed, finished),
-                                                      context=ctx)
+        return continue_in_task(_finish_and_report(resumed, finished), ctx)
     if kind is HandlerKind.TASK:
         task = start_in_task(_run_and_report(sub.callback, event, context, finished))
         return None if task.done() else task  # an eager task (3.12+) that finished at once

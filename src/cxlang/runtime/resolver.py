@@ -90,11 +90,12 @@ class HandlerParameterResolver:
     def resolve(self, spec: ParameterSpec) -> HandlerParameters:
         if isinstance(spec, HandlerParameters):
             return spec
-        if type(spec) is dict and all(
-            type(name) is str and name and type(event) is str and event in _checked_events
-            for name, event in spec.items()
-        ):
-            return HandlerParameters(spec)  # the common case, every event already checked once
+        if type(spec) is dict:
+            try:  # the common case: every name and event already checked once (set operations)
+                if _checked_events.issuperset(spec.values()) and _checked_names.issuperset(spec):
+                    return HandlerParameters(spec)
+            except TypeError:
+                pass  # something unhashable: the checks below explain what is wrong
         items = spec.items() if isinstance(spec, Mapping) else spec
         pairs: list[tuple[str, str]] = []
         seen: set[str] = set()
@@ -153,6 +154,8 @@ def _check(name: str, event: str, seen: set[str]) -> None:
             "name in the consolidated payload, so names must be unique"
         )
     seen.add(name)
+    if type(name) is str and len(_checked_names) < _CHECKED_MAX:
+        _checked_names.add(name)
     if event in _checked_events:
         return
     if not event:
@@ -166,10 +169,11 @@ def _check(name: str, event: str, seen: set[str]) -> None:
             f"handler parameter {name!r} names the pattern {event!r}; a parameter names one "
             "event, wildcards belong in subscriptions"
         )
-    if len(_checked_events) < _CHECKED_EVENTS_MAX:
+    if type(event) is str and len(_checked_events) < _CHECKED_MAX:
         _checked_events.add(event)
 
 
-# Event names seen valid before: the same few names are checked on every call.
+# Parameter and event names seen valid before: the same few are checked on every call.
+_checked_names: set[str] = set()
 _checked_events: set[str] = set()
-_CHECKED_EVENTS_MAX = 10_000
+_CHECKED_MAX = 10_000
