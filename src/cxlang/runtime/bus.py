@@ -412,6 +412,8 @@ class _HandlerRun(ExecutionContext):
     __hash__ = object.__hash__
 
     def __call__(self, value: Any, error: BaseException | None) -> None:
-        if not self._ended:  # after a cancel a second report can come; the first one counts
-            self._ended = True
+        if self._ended:
+            return  # after a cancel a second report can come; the first one counts
+        self._ended = True
+        if error is not None or self._running:  # not the common case: done, fine, at once
             self._bus._handler_ended(self, error)

@@ -32,21 +32,22 @@ _Task = asyncio.Task
 _get_running_loop = asyncio.get_running_loop
 
 AnyCoroutine = Coroutine[Any, Any, Any]
-FirstStep = Callable[[], tuple[AnyCoroutine, Any]]
-"""Creates the handler's coroutine and runs it to its first suspension: (coroutine, yielded).
-Raises ``StopIteration`` if the coroutine returned, or the handler's own exception."""
+FirstStep = Callable[[], tuple[AnyCoroutine | None, Any]]
+"""Creates the handler's coroutine and runs it to its first suspension: ``(coroutine,
+yielded)``, or ``(None, result)`` if it returned (caught where it is raised: a
+``StopIteration`` that travels up frames costs more than the rest of a short handler).
+Raises the handler's own exception."""
 
 
-def start_without_task(first_step: FirstStep, context: Context) -> _Resumed:
-    """Run the first step in *context*; what a task must await to run the rest.
-
-    Raises ``StopIteration`` (with the result) if the coroutine returned in its first step, or
-    the handler's exception if it failed there.
-    """
+def start_without_task(first_step: FirstStep, context: Context) -> tuple[_Resumed | None, Any]:
+    """Run the first step in *context*: ``(what a task must await to run the rest, None)``, or
+    ``(None, result)`` if the handler returned in it. Raises the handler's exception."""
     coro, pending = context.run(first_step)
+    if coro is None:
+        return None, pending
     # A bare yield (``sleep(0)``) only asks to let the loop go round once, and the task's first
     # step comes a round later anyway: the task can resume the coroutine directly.
-    return _Resumed(coro, _NOTHING if pending is None else pending)
+    return _Resumed(coro, _NOTHING if pending is None else pending), None
 
 
 def start_in_task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -121,10 +121,9 @@ def start_handler(
     kind = sub.kind
     if kind is HandlerKind.INLINE_COROUTINE:
         ctx = copy_context()
-        try:
-            resumed = start_without_task(_FirstStep(sub.callback, event, context), ctx)
-        except StopIteration as done:
-            finished(done.value, None)
+        resumed, value = start_without_task(_FirstStep(sub.callback, event, context), ctx)
+        if resumed is None:
+            finished(value, None)
             return None
         return continue_in_task(_finish_and_report(resumed, finished), ctx)
     if kind is HandlerKind.TASK:
@@ -214,7 +213,10 @@ class _FirstStep:
     def __call__(self) -> tuple[Any, Any]:
         _set_context(self.context)
         coro = self.fn(self.event)
-        return coro, coro.send(None)
+        try:
+            return coro, coro.send(None)
+        except StopIteration as done:
+            return None, done.value
 
 
 def _call(fn: Handler, event: Event, context: ExecutionContext) -> Any:
