@@ -6,9 +6,10 @@ callback each. But code that is tied to its task (``asyncio.timeout()``, ``curre
 locks and cancel scopes of anyio and httpx) must see, from its first line, the task it will
 live in. So there are two ways, chosen per handler:
 
-* :func:`start_without_task` for handlers subscribed ``inline=True`` (compiled CX handlers
-  are): the first step runs right here, and a task is made only if the coroutine suspends. The
-  cheapest start there is, for code that uses no task-bound API before its first ``await``.
+* for handlers subscribed ``inline=True`` (compiled CX handlers are), the first step runs
+  right where the handler is started, with no task, and :func:`continue_in_task` makes one
+  only if the coroutine suspended (:func:`resumed`). The cheapest start there is, for code
+  that uses no task-bound API before its first ``await``.
 * :func:`start_in_task` for every other coroutine handler: a task of its own from the start.
   On Python 3.12+ it is an eager task (its first step runs now, as that task, and a handler
   that finishes in it is done at once); on 3.11, which has no eager tasks, the task starts on
@@ -22,32 +23,24 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Coroutine, Generator
 from contextvars import Context
 from typing import Any
 
-__all__ = ["continue_in_task", "start_in_task", "start_without_task"]
+__all__ = ["continue_in_task", "resumed", "start_in_task"]
 
 _Task = asyncio.Task
 _get_running_loop = asyncio.get_running_loop
 
 AnyCoroutine = Coroutine[Any, Any, Any]
-FirstStep = Callable[[], tuple[AnyCoroutine | None, Any]]
-"""Creates the handler's coroutine and runs it to its first suspension: ``(coroutine,
-yielded)``, or ``(None, result)`` if it returned (caught where it is raised: a
-``StopIteration`` that travels up frames costs more than the rest of a short handler).
-Raises the handler's own exception."""
 
 
-def start_without_task(first_step: FirstStep, context: Context) -> tuple[_Resumed | None, Any]:
-    """Run the first step in *context*: ``(what a task must await to run the rest, None)``, or
-    ``(None, result)`` if the handler returned in it. Raises the handler's exception."""
-    coro, pending = context.run(first_step)
-    if coro is None:
-        return None, pending
+def resumed(coro: AnyCoroutine, pending: Any) -> _Resumed:
+    """What a task awaits to run the rest of *coro*, stepped once without a task until it
+    yielded *pending*."""
     # A bare yield (``sleep(0)``) only asks to let the loop go round once, and the task's first
     # step comes a round later anyway: the task can resume the coroutine directly.
-    return _Resumed(coro, _NOTHING if pending is None else pending), None
+    return _Resumed(coro, _NOTHING if pending is None else pending)
 
 
 def start_in_task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

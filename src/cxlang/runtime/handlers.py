@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .context import ExecutionContext, set_context
 from .context import _current as _execution_context
-from .eager import continue_in_task, start_in_task, start_without_task
+from .eager import continue_in_task, resumed, start_in_task
 from .events import EventPattern
 
 if TYPE_CHECKING:
@@ -121,11 +121,11 @@ def start_handler(
     kind = sub.kind
     if kind is HandlerKind.INLINE_COROUTINE:
         ctx = copy_context()
-        resumed, value = start_without_task(_FirstStep(sub.callback, event, context), ctx)
-        if resumed is None:
-            finished(value, None)
+        coro, step = ctx.run(_first_step, sub.callback, event, context)
+        if coro is None:
+            finished(step, None)  # it returned in its first step
             return None
-        return continue_in_task(_finish_and_report(resumed, finished), ctx)
+        return continue_in_task(_finish_and_report(resumed(coro, step), finished), ctx)
     if kind is HandlerKind.TASK:
         task = start_in_task(_run_and_report(sub.callback, event, context, finished))
         return None if task.done() else task  # an eager task (3.12+) that finished at once
@@ -200,23 +200,17 @@ class _FutureReport:
             self.finished(future.result(), None)
 
 
-class _FirstStep:
-    """Install the execution context, create the handler's coroutine, step it once."""
-
-    __slots__ = ("context", "event", "fn")
-
-    def __init__(self, fn: Handler, event: Event, context: ExecutionContext) -> None:
-        self.fn = fn
-        self.event = event
-        self.context = context
-
-    def __call__(self) -> tuple[Any, Any]:
-        _set_context(self.context)
-        coro = self.fn(self.event)
-        try:
-            return coro, coro.send(None)
-        except StopIteration as done:
-            return None, done.value
+def _first_step(fn: Handler, event: Event, context: ExecutionContext) -> tuple[Any, Any]:
+    """Install the execution context, create the handler's coroutine, step it once:
+    ``(coroutine, what it yielded)``, or ``(None, result)`` if it returned. The
+    ``StopIteration`` is caught where it is raised: one that travels up frames costs more than
+    the rest of a short handler."""
+    _set_context(context)
+    coro = fn(event)
+    try:
+        return coro, coro.send(None)
+    except StopIteration as done:
+        return None, done.value
 
 
 def _call(fn: Handler, event: Event, context: ExecutionContext) -> Any:
