@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cxlang.program import ExitCode, RunOptions, run_source
+from cxlang.program.event_loop import LoopChoice
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXPECTED = EXAMPLES / "expected"
@@ -18,11 +20,17 @@ EXPECTED = EXAMPLES / "expected"
 EXIT_CODES = {"parallel_failures": ExitCode.RUNTIME_ERROR}
 
 
+LOOPS = ["asyncio", pytest.param("uvloop", marks=pytest.mark.skipif(
+    importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed"))]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("program", sorted(EXAMPLES.glob("*.cx")), ids=lambda p: p.stem)
-def test_example_matches_its_golden_output(program: Path) -> None:
+def test_example_matches_its_golden_output(program: Path, loop: LoopChoice) -> None:
+    """On both loops: ``cx run`` picks uvloop when it is installed."""
     out, err = io.StringIO(), io.StringIO()
     name = f"examples/{program.name}"
-    code = run_source(program.read_text(), name, RunOptions(out=out, err=err))
+    code = run_source(program.read_text(), name, RunOptions(out=out, err=err, loop=loop))
     assert out.getvalue() == (EXPECTED / f"{program.stem}.out").read_text()
     expected_err = EXPECTED / f"{program.stem}.err"
     assert err.getvalue() == (expected_err.read_text() if expected_err.exists() else "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cxlang import __version__
+from cxlang.program import ExitCode, RunOptions, run_source
 
 CX = Path(sys.executable).with_name("cx")
 
@@ -53,6 +56,26 @@ def test_run_with_latency_and_backend(tmp_path: Path) -> None:
     program.write_text(GOOD, encoding="utf-8")
     done = cx("run", program, "--backend", "local", "--latency", "5ms", "--timeout", "30s")
     assert (done.returncode, done.stdout) == (0, GOOD_OUT)
+
+
+def test_stats_name_the_loop_auto_picks_uvloop_when_installed() -> None:
+    asyncio_run = cx("run", "-", "--stats", "--loop", "asyncio", stdin=GOOD)
+    assert asyncio_run.returncode == 0
+    assert asyncio_run.stderr.endswith("events, asyncio loop)\n")
+    auto = cx("run", "-", "--stats", stdin=GOOD)
+    expected = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    assert (auto.returncode, auto.stdout) == (0, GOOD_OUT)
+    assert auto.stderr.endswith(f"events, {expected} loop)\n")
+
+
+def test_loop_uvloop_without_uvloop_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed
+    err = io.StringIO()
+    code = run_source(GOOD, "good.cx", RunOptions(out=io.StringIO(), err=err, loop="uvloop"))
+    assert code == ExitCode.BAD_PROGRAM
+    assert "uvloop is not installed" in err.getvalue()
+    auto = run_source(GOOD, "good.cx", RunOptions(out=io.StringIO(), err=err, loop="auto"))
+    assert auto == ExitCode.OK, "auto falls back to asyncio's loop"
 
 
 def test_run_bad_program_exits_2_with_position() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from .._version import __version__
 from ..compiler import compile_program
 from ..program import ExitCode, RunOptions, run_source
+from ..program.event_loop import LOOPS
 from ..program.run import DEFAULT_MAX_DEPTH, DEFAULT_MAX_EVENTS, DEFAULT_MAX_PAYLOAD
 from ..services import BackendSettings, ConfigError, backend_names, load_settings
 from ..services.availability import backend_statuses, render_statuses
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="run parallel handler parameters one at a time (for comparison)")
     run.add_argument("--stats", action="store_true",
                      help="print how long the run took to standard error")
+    _loop_argument(run)
     _bus_arguments(run)
     run.add_argument("--serve", action="store_true",
                      help="with --bus: keep serving the program's handlers after it goes idle, "
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="stop serving after this long (exit code 3); else SIGINT/SIGTERM")
     worker.add_argument("--group", help="the queue group to share events and calls with "
                                         "(default: cx-worker-<program name>)")
+    _loop_argument(worker)
     _bus_arguments(worker, required=True)
     _limit_arguments(worker)
     add_observation_arguments(worker)
@@ -110,7 +113,8 @@ def _run(args: argparse.Namespace) -> int:
     if settings is None:
         return ExitCode.BAD_PROGRAM
     options = RunOptions(backend=settings.backend, latency=args.latency, timeout=args.timeout,
-                         sequential=args.sequential, stats=args.stats, settings=settings)
+                         sequential=args.sequential, stats=args.stats, settings=settings,
+                         loop=args.loop)
     if args.bus is None and (args.durable or args.serve):
         print("cx: --durable and --serve need --bus nats://HOST:PORT", file=sys.stderr)
         return ExitCode.BAD_PROGRAM
@@ -123,6 +127,12 @@ def _run(args: argparse.Namespace) -> int:
         options.group = args.group or "cx-worker-" + re.sub(r"[^A-Za-z0-9_-]", "-",
                                                             Path(name).stem or "stdin")
     return run_source(text, name, options)
+
+
+def _loop_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--loop", choices=LOOPS, default="auto",
+                         help="the event loop: uvloop when installed (auto, the default; "
+                              "pip install 'cxlang[fast]'), or asyncio's own")
 
 
 def _bus_arguments(command: argparse.ArgumentParser, *, required: bool = False) -> None:

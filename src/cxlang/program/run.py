@@ -20,6 +20,7 @@ from ..runtime.distributed import BusUnavailable
 from ..runtime.limits import LimitExceeded
 from ..services import BackendSettings, BackendUnavailableError, ServiceInvoker, create_backend
 from ..syntax import CxError
+from .event_loop import LoopChoice, LoopUnavailableError, loop_factory
 from .host import START, ProgramHost
 from .observation import ObservationError, RunObservation
 from .watchdog import MemoryWatchdog, default_max_memory
@@ -66,6 +67,7 @@ class RunOptions:
     max_memory: int | None = field(default_factory=default_max_memory)
     trace: str | None = None  # --trace FILE: a Chrome trace of the run (Perfetto)
     progress: bool = False  # the live status line (cx run on a terminal, not --quiet)
+    loop: LoopChoice = "asyncio"  # cx run: auto (uvloop when installed)
 
 
 async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode:
@@ -131,8 +133,9 @@ async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode
         if options.stats:
             mode = "sequential" if options.sequential else "parallel"
             elapsed = (time.perf_counter() - started) * 1000
+            loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
             options.err.write(f"cx: {program.source.name} ran in {elapsed:.1f} ms ({mode}, "
-                              f"{runtime.bus.handled} events)\n")
+                              f"{runtime.bus.handled} events, {loop} loop)\n")
     if runtime.bus.tripped is not None:
         _report_limit(runtime.bus.tripped, program.source.name, options)
         return ExitCode.LIMIT
@@ -203,8 +206,14 @@ def run_source(text: str, filename: str, options: RunOptions) -> ExitCode:
         options.err.write(exc.render() + "\n")
         return ExitCode.BAD_PROGRAM
     try:
-        with _hard_deadline(options.timeout + _GRACE), _memory_interrupt():
-            return asyncio.run(run_program(program, options))
+        factory = loop_factory(options.loop)
+    except LoopUnavailableError as exc:
+        options.err.write(f"cx: {exc}\n")
+        return ExitCode.BAD_PROGRAM
+    try:
+        with _hard_deadline(options.timeout + _GRACE), _memory_interrupt(), \
+                asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(run_program(program, options))
     except _MemoryLimit as stop:
         _report_limit(stop.limit, filename, options)
         return ExitCode.LIMIT
