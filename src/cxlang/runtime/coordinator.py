@@ -22,7 +22,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .bus import EventBus
@@ -81,8 +81,8 @@ class ParallelHandlerCoordinator:
         limit = self.default_timeout if timeout is None else _check_timeout(timeout)
         source = payload if isinstance(payload, dict) else dict(payload or {})
         make_event = self.bus.make_event
-        branches = [(name, make_event(event, source)) for name, event in parameters.items()]
-        return _ParallelCall(self.bus, self.deadlines, branches, source, limit,
+        events = [make_event(event, source) for event in parameters.values()]
+        return _ParallelCall(self.bus, self.deadlines, parameters.keys(), events, source, limit,
                              max_concurrency, fail_fast, on_outcome)
 
     async def emit_parallel(
@@ -100,7 +100,7 @@ class ParallelHandlerCoordinator:
         if publish and transport is not None:
             for event in events:
                 transport.publish(event)
-        call = _ParallelCall(self.bus, self.deadlines, [(e.name, e) for e in events], {},
+        call = _ParallelCall(self.bus, self.deadlines, [e.name for e in events], events, {},
                              math.inf, None, False, None, report_failures=True)
         call.start()
         if call.open:
@@ -155,15 +155,14 @@ class _Branch(BranchOutcome):
     goes straight to ``value``.
     """
 
-    __slots__ = ("_event", "_handlers", "_index", "_pending", "_values")
+    __slots__ = ("_event", "_handlers", "_pending", "_values")
 
-    def __init__(self, index: int, name: str, event: Event, handlers: int) -> None:
+    def __init__(self, name: str, event: Event, handlers: int) -> None:
         self.name = name
         self.value: Any = None
         self.failure: Failure | None = None
         self.started = 0.0
         self.finished = 0.0
-        self._index = index
         self._event = event
         self._handlers = handlers
         self._pending = handlers
@@ -225,7 +224,8 @@ class _ParallelCall:
         self,
         bus: EventBus,
         deadlines: Deadlines,
-        branches: list[tuple[str, Event]],
+        names: Iterable[str],
+        events: list[Event],
         payload: dict[str, Any],
         timeout: float,
         cap: int | None,
@@ -249,7 +249,7 @@ class _ParallelCall:
         self.on_outcome = on_outcome
         self.branches: list[_Branch] = []
         self.report_failures = report_failures
-        self.open = len(branches)
+        self.open = len(events)
         self.running = 0
         self.stop_reason: str | None = None
         self._pumping = False
@@ -263,11 +263,11 @@ class _ParallelCall:
         remote = None if report_failures or bus.transport is None else \
             bus.transport.remote_handlers
         units: list[_Unit] = []
-        for index, (name, event) in enumerate(branches):
+        for name, event in zip(names, events, strict=True):
             subs = handlers_for(event.name)
             if remote is not None:
                 subs += remote(event.name)
-            branch = _Branch(index, name, event, len(subs))
+            branch = _Branch(name, event, len(subs))
             self.branches.append(branch)
             for i, sub in enumerate(subs):
                 units.append(_Unit(self, branch, i, sub))

@@ -54,6 +54,14 @@ class HandlerParameters:
     def items(self) -> Iterable[tuple[str, str]]:
         return self._events.items()
 
+    def keys(self) -> Iterable[str]:
+        """The parameter names, in declaration order."""
+        return self._events.keys()
+
+    def values(self) -> Iterable[str]:
+        """The event names, in declaration order."""
+        return self._events.values()
+
     def __len__(self) -> int:
         return len(self._events)
 
