@@ -235,13 +235,13 @@ class EventBus:
             if not left and queue:
                 self._too_many(queue[0])
                 return
+        batch = budget
         while queue and budget:
             budget -= 1
             event = queue.popleft()
             subs = dispatch.get(event.name)
             if subs is None:
                 subs = self.handlers_for(event.name)
-            self.handled += 1
             if observer is not None:
                 observer.dispatching(event, len(subs))
             for sub in subs:
@@ -256,6 +256,7 @@ class EventBus:
                 if future is not None and not handler._ended:
                     handler._running = True
                     self._running[handler] = future
+        self.handled += batch - budget
         if queue:
             self._schedule_drain()
         self._wake_room_waiters()

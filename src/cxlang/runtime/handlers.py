@@ -51,6 +51,13 @@ class HandlerKind(enum.Enum):
     PROCESS = "process"  # cpu_bound=True: the pool's processes
 
 
+# Module globals: one lookup each in start_handler, not a global plus an attribute.
+_TASK = HandlerKind.TASK
+_INLINE_COROUTINE = HandlerKind.INLINE_COROUTINE
+_INLINE = HandlerKind.INLINE
+_THREAD = HandlerKind.THREAD
+
+
 class Subscription:
     """One handler subscribed to one pattern. ``cancel()`` unsubscribes it."""
 
@@ -119,20 +126,20 @@ def start_handler(
     iteration per handler.
     """
     kind = sub.kind
-    if kind is HandlerKind.INLINE_COROUTINE:
+    if kind is _INLINE_COROUTINE:
         ctx = copy_context()
         coro, step = ctx.run(_first_step, sub.callback, event, context)
         if coro is None:
             finished(step, None)  # it returned in its first step
             return None
         return continue_in_task(_finish_and_report(resumed(coro, step), finished), ctx)
-    if kind is HandlerKind.TASK:
+    if kind is _TASK:
         task = start_in_task(_run_and_report(sub.callback, event, context, finished))
         return None if task.done() else task  # an eager task (3.12+) that finished at once
-    if kind is HandlerKind.INLINE:
+    if kind is _INLINE:
         finished(copy_context().run(_call, sub.callback, event, context), None)
         return None
-    if kind is HandlerKind.THREAD:
+    if kind is _THREAD:
         ctx = copy_context()
         ctx.run(set_context, context)
         future = pool.run_in_thread(ctx, sub.callback, event)
