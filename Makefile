@@ -45,4 +45,4 @@ soak: $(STAMP)
 	CX_SOAK=1 $(BIN)/python -m pytest -q --durations=0 tests/reliability/test_load.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-newer build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
