@@ -118,12 +118,12 @@ def start_handler(
     """Start *sub* on *event* and tell *finished* how it ends, perhaps before this returns.
 
     Returns the future to cancel (with :func:`cancel_handler`) while the handler runs, or
-    ``None`` if it has already ended. A handler that fails at once raises here instead: the
-    caller reports it from its own frame, which matters when the failure is a
-    ``RecursionError`` (handlers that call services whose handlers call services) and every
-    frame counts. A coroutine handler reports from inside its own task, the
+    ``None`` if it has already ended. A coroutine handler reports from inside its own task, the
     moment it ends: cheaper than a done callback, which costs a callback handle and a loop
-    iteration per handler.
+    iteration per handler. An ``inline=True`` handler that fails right here, before it ever
+    suspends, raises instead: the caller reports it from its own frame, which matters when the
+    failure is a ``RecursionError`` (handlers that call services whose handlers call services)
+    and every frame counts.
     """
     kind = sub.kind
     if kind is _INLINE_COROUTINE:
