@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..program.event_loop import LoopUnavailableError, loop_factory
 from . import environment, measure, registry, report
 from .measure import FULL, QUICK
 from .model import ScenarioResult
@@ -23,12 +24,10 @@ def main(argv: list[str]) -> int:
     """Run the selected scenarios, print the table, optionally write the JSON; returns 0."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.loop == "uvloop":
-        try:
-            import uvloop  # noqa: PLC0415 - optional, only for this run
-        except ImportError:
-            parser.error("uvloop is not installed: pip install uvloop (or 'cxlang[bench]')")
-        measure.LOOP_FACTORY = uvloop.new_event_loop
+    try:
+        measure.LOOP_FACTORY = loop_factory(args.loop)
+    except LoopUnavailableError as exc:
+        parser.error(str(exc))
     budget = QUICK if args.quick else FULL
     env = environment.describe(quick=args.quick)
     print(report.header(env), flush=True)

@@ -33,8 +33,7 @@ def loop_factory(choice: LoopChoice) -> LoopFactory | None:
     except ImportError:
         if choice == "uvloop":
             raise LoopUnavailableError(
-                "uvloop is not installed: pip install uvloop (or 'cxlang[fast]'), or leave "
-                "--loop at auto") from None
+                "uvloop is not installed: pip install uvloop (or 'cxlang[fast]')") from None
         return None
     factory: LoopFactory = uvloop.new_event_loop
     return factory

@@ -210,7 +210,7 @@ class _Unit(ExecutionContext):
         self.cancel()
 
     def cancel(self) -> None:
-        if self._future is not None and not self._settled:
+        if self._future is not None:  # set while it runs, cleared when it is settled
             cancel_handler(self._future, self)
 
 
@@ -426,7 +426,6 @@ class _ParallelCall:
             unit = self.queue.popleft()
             if not unit._branch.started:
                 unit._branch.started = _monotonic()
-            unit._settled = True
             self._record(unit, None, Failure("cancelled", reason))
         for unit in self.units:
             unit.cancel()
