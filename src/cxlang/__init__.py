@@ -7,7 +7,6 @@ from ._version import __version__
 from .runtime import (
     BranchOutcome,
     Event,
-    EventRef,
     ExecutionContext,
     Failure,
     HandlerParameterError,
@@ -18,13 +17,13 @@ from .runtime import (
     Runtime,
     RuntimeClosed,
     Subscription,
+    check_cancelled,
     current_context,
 )
 
 __all__ = [
     "BranchOutcome",
     "Event",
-    "EventRef",
     "ExecutionContext",
     "Failure",
     "HandlerParameterError",
@@ -36,5 +35,6 @@ __all__ = [
     "RuntimeClosed",
     "Subscription",
     "__version__",
+    "check_cancelled",
     "current_context",
 ]

@@ -144,6 +144,22 @@ def test_check_prints_every_diagnostic_of_every_file(tmp_path: Path) -> None:
     assert len(heads) == 4
 
 
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_errors_as_a_parameter_name_exits_2_at_the_property(tmp_path: Path,
+                                                             command: str) -> None:
+    program = tmp_path / "errors.cx"
+    program.write_text('print("not run");\nthink { prompt: "p",\n  _errors: x.failed };\n',
+                       encoding="utf-8")
+    done = cx(command, program)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"{program}:3:3: handler parameter '_errors' is reserved: the consolidated payload "
+        "keeps the failures of the call's parameters under '_errors'; give the parameter "
+        "another name\n"
+        "      _errors: x.failed };\n"
+        "      ^~~~~~~\n")
+
+
 def test_check_does_not_run_the_program(tmp_path: Path) -> None:
     program = tmp_path / "prints.cx"
     program.write_text('print("should not print");\n', encoding="utf-8")

@@ -140,6 +140,22 @@ def test_duplicate_between_property_and_handlers_entry_is_a_diagnostic() -> None
 
 
 @pytest.mark.parametrize("source", [
+    'think { prompt: "p", _errors: x.failed };',
+    'think { prompt: "p", handlers: [ done, _errors: x.failed ] };',
+])
+def test_errors_is_refused_as_a_parameter_name(source: str) -> None:
+    # The consolidated payload keeps the call's failures under '_errors': a result there is lost.
+    messages = diagnostics(source)
+    assert messages == ["handler parameter '_errors' is reserved: the consolidated payload keeps "
+                        "the failures of the call's parameters under '_errors'; give the "
+                        "parameter another name"]
+
+
+def test_errors_as_a_plain_value_is_no_parameter() -> None:
+    assert sites('var x = { failed: 1 }; think { prompt: "p", _errors: x.failed };') == [()]
+
+
+@pytest.mark.parametrize("source", [
     'think { prompt: "p", a: x.any };',
     'think { prompt: "p", a: any.done };',
     'think { prompt: "p", handlers: [ x.any ] };',

@@ -187,6 +187,27 @@ async def test_unsubscribe(rt: cxlang.Runtime) -> None:
     assert calls == ["u.one"]
 
 
+async def test_a_handler_unsubscribed_during_dispatch_still_runs_for_that_event_only(
+    rt: cxlang.Runtime,
+) -> None:
+    calls: list[str] = []
+
+    @rt.on("u.any", inline=True)
+    def first(event: cxlang.Event) -> None:
+        calls.append("first " + event.name)
+        rt.off(second)  # the handlers of this event were fixed when it was dispatched
+
+    @rt.on("u.any", inline=True)
+    def second(event: cxlang.Event) -> None:
+        calls.append("second " + event.name)
+
+    rt.emit("u.one")
+    await rt.run_until_idle()
+    rt.emit("u.two")
+    await rt.run_until_idle()
+    assert calls == ["first u.one", "second u.one", "first u.two"]
+
+
 async def test_publish_and_emit_parallel_wait_for_results(rt: cxlang.Runtime) -> None:
     @rt.on("q.one")
     async def one(event: cxlang.Event) -> int:

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from cxlang.runtime import (
     BranchOutcome,
     EventPattern,
-    EventRef,
     Failure,
     HandlerParameterError,
     HandlerParameterResolver,
@@ -98,19 +97,17 @@ def test_resolver_keeps_declaration_order_and_rejects_mistakes() -> None:
         resolver.resolve([("a", 1)])  # type: ignore[list-item]
 
 
-def test_resolver_plans_a_service_call() -> None:
-    plan = HandlerParameterResolver().plan({
-        "prompt": "Analyse",
-        "analytics": EventRef("analytics.complete"),
-        "handlers": [EventRef("analysis.done"), EventRef("audit.log", label="audit"),
-                     EventRef("done.tagged", payload={"tag": "x"})],
-        "reporting": EventRef("reporting.ready"),
-    })
-    assert plan.properties == {"prompt": "Analyse"}
-    assert plan.parameters.pairs == (("analytics", "analytics.complete"), ("audit", "audit.log"),
-                                     ("reporting", "reporting.ready"))
-    assert [c.name for c in plan.completions] == ["analysis.done", "done.tagged"]
-    assert plan.completions[1].payload == {"tag": "x"}
-    with pytest.raises(HandlerParameterError, match="named twice"):
-        HandlerParameterResolver().plan({"a": EventRef("x.y"),
-                                         "handlers": [EventRef("z.w", label="a")]})
+event_names = names.map(".".join)
+
+
+@given(st.dictionaries(segment, event_names, min_size=1, max_size=5), st.data())
+def test_resolver_keeps_any_valid_mapping_and_always_refuses_errors_as_a_name(
+    spec: dict[str, str], data: st.DataObject
+) -> None:
+    resolver = HandlerParameterResolver()
+    for _ in range(2):  # the second time the names are known: the quick path must agree
+        assert resolver.resolve(spec).pairs == tuple(spec.items())
+    items = list(spec.items())
+    items.insert(data.draw(st.integers(0, len(items))), ("_errors", items[0][1]))
+    with pytest.raises(HandlerParameterError, match="'_errors' is reserved"):
+        resolver.resolve(dict(items))

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..runtime.mapper import ERRORS_KEY
 from ..runtime.resolver import HandlerParameters
 from ..syntax import nodes as n
 from ..syntax.diagnostics import Diagnostic, SourceFile
@@ -226,9 +227,15 @@ class _Generator:
         scope.whole_numbers = whole_number_locals(body, scope.hoisted - set(params))
         return scope
 
-    def finish(self, function: ast.AsyncFunctionDef, scope: FunctionScope) -> ast.AsyncFunctionDef:
-        # Every local is null until its var runs (a var in a branch not taken leaves it so).
-        params = {a.arg for a in function.args.args}
+    def finish(self, function: ast.AsyncFunctionDef, scope: FunctionScope,
+               bound: Sequence[str] = ()) -> ast.AsyncFunctionDef:
+        """Declare the function's globals and set its locals to null.
+
+        Every local is null until its var runs (a var in a branch not taken leaves it so),
+        except the Python arguments and the CX parameters in *bound*, which the body's first
+        statements set.
+        """
+        params = {a.arg for a in function.args.args} | set(map(_var, bound))
         unset = [v for v in sorted(map(_var, scope.hoisted)) if v not in params]
         if unset:
             function.body.insert(0, ast.Assign([_store(v) for v in unset], _const(None)))
@@ -249,7 +256,7 @@ class _Generator:
                                   handler.param.span))
         statements.extend(self.block(handler.body, scope))
         args = ["v_self", EVENT_ARG] if entity else [EVENT_ARG]
-        return _at(self.finish(_async_def(name, args, statements), scope), handler.span)
+        return _at(self.finish(_async_def(name, args, statements), scope, params), handler.span)
 
     def realize(self, realize: n.Realize, name: str) -> ast.AsyncFunctionDef:
         params = [p.name for p in realize.params if p.name != "self"]
@@ -261,8 +268,8 @@ class _Generator:
             value = _load("v_self") if param.type_name == "conscious" else _load(CONFIG_ARG)
             statements.append(_at(ast.Assign([_store(_var(param.name))], value), param.span))
         statements.extend(self.block(realize.body, scope))
-        return _at(self.finish(_async_def(name, ["v_self", CONFIG_ARG], statements), scope),
-                   realize.span)
+        return _at(self.finish(_async_def(name, ["v_self", CONFIG_ARG], statements), scope,
+                               params), realize.span)
 
     # Statements ------------------------------------------------------------------------------
 
@@ -622,7 +629,11 @@ class _Generator:
 
     def add_parameter(self, pairs: list[tuple[str, str]], name: str, event: str,
                       span: n.Span) -> None:
-        if any(existing == name for existing, _ in pairs):
+        if name == ERRORS_KEY:
+            self.error(f"handler parameter {name!r} is reserved: the consolidated payload "
+                       f"keeps the failures of the call's parameters under {ERRORS_KEY!r}; give "
+                       "the parameter another name", span)
+        elif any(existing == name for existing, _ in pairs):
             self.error(f"handler parameter {name!r} is named twice; each result lands under "
                        "its name, so names must be unique", span)
         elif self.valid_event(event, span):

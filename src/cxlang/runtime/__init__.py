@@ -4,7 +4,7 @@ It knows nothing of CX syntax; the library API (``cxlang.Runtime``) is all of it
 """
 
 from .bus import SYSTEM_ERROR, EventBus
-from .context import ExecutionContext, current_context
+from .context import ExecutionContext, check_cancelled, current_context
 from .coordinator import BranchStream, ParallelHandlerCoordinator
 from .errors import HandlerParameterError, ProcessHandlerError, QueueFull, RuntimeClosed
 from .events import Event, EventPattern
@@ -12,8 +12,8 @@ from .handlers import HandlerKind, Subscription
 from .limits import LimitExceeded
 from .mapper import PayloadPropertyMapper
 from .outcomes import BranchOutcome, BranchTiming, Failure, FailureKind, ParallelExecutionResult
-from .pool import ParallelTaskPool
-from .resolver import EventRef, HandlerParameterResolver, HandlerParameters, ServiceCallPlan
+from .pool import HandlerPool
+from .resolver import HandlerParameterResolver, HandlerParameters
 from .runtime import Runtime
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "Event",
     "EventBus",
     "EventPattern",
-    "EventRef",
     "ExecutionContext",
     "Failure",
     "FailureKind",
@@ -32,16 +31,16 @@ __all__ = [
     "HandlerParameterError",
     "HandlerParameterResolver",
     "HandlerParameters",
+    "HandlerPool",
     "LimitExceeded",
     "ParallelExecutionResult",
     "ParallelHandlerCoordinator",
-    "ParallelTaskPool",
     "PayloadPropertyMapper",
     "ProcessHandlerError",
     "QueueFull",
     "Runtime",
     "RuntimeClosed",
-    "ServiceCallPlan",
     "Subscription",
+    "check_cancelled",
     "current_context",
 ]

@@ -12,6 +12,7 @@ A failing handler never stops the bus: it is logged and reported as ``system.err
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -20,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .context import ExecutionContext
 from .context import _current as _execution_context
 from .errors import QueueFull, RuntimeClosed
-from .events import Event, EventPattern
-from .handlers import Handler, Subscription, cancel_handler, classify, start_handler
+from .events import Event, EventPattern, check_event_name
+from .handlers import Handler, Running, Subscription, cancel_handler, classify, start_handler
 from .limits import NO_LIMIT, LimitExceeded
-from .pool import ParallelTaskPool
+from .outcomes import describe
+from .pool import HandlerPool
 
 if TYPE_CHECKING:
     from .observe import Observer
@@ -61,7 +63,7 @@ class EventBus:
 
     def __init__(
         self,
-        pool: ParallelTaskPool,
+        pool: HandlerPool,
         *,
         max_queue: int = 100_000,
         max_events: int | None = None,
@@ -80,7 +82,7 @@ class EventBus:
         self._subscriptions: list[Subscription] = []
         self._dispatch: dict[str, tuple[Subscription, ...]] = {}
         self._queue: deque[Event] = deque()
-        self._running: dict[_HandlerRun, asyncio.Future[Any]] = {}
+        self._running: dict[_HandlerRun, Running] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drain_scheduled = False
         self._room_waiters: deque[asyncio.Future[None]] = deque()
@@ -102,6 +104,9 @@ class EventBus:
         cpu_bound: bool = False,
         inline: bool = False,
     ) -> Subscription:
+        if not callable(handler):
+            raise TypeError(f"a handler must be callable (a function or an 'async def'), got "
+                            f"{type(handler).__name__}")
         kind = classify(handler, cpu_bound=cpu_bound, inline=inline)
         sub = Subscription(EventPattern(pattern), handler, kind, entity, self._remove)
         self._subscriptions.append(sub)
@@ -161,15 +166,59 @@ class EventBus:
         raise exc.again()
 
     def emit(self, name: str, payload: dict[str, Any] | None = None) -> Event:
-        """Queue an event and return at once; raises :class:`QueueFull` at the bound."""
+        """Queue an event and return at once; raises :class:`QueueFull` at the bound.
+
+        From a handler's worker thread, the event is handed to the loop's thread, and this
+        returns once it is queued there (or raises there, as at the bound)."""
+        if name not in _valid_names:
+            _check_name(name)
         event = self.make_event(name, payload)
+        if _get_running_loop() is None and (loop := self._loop) is not None and \
+                loop.is_running():
+            self._emit_from_thread(loop, event)
+            return event
         self.enqueue(event)
         if self.transport is not None:
             self.transport.publish(event)
         return event
 
+    def _emit_from_thread(self, loop: asyncio.AbstractEventLoop, event: Event) -> None:
+        """Queue *event* on the loop's thread and wait until it is queued (so the bound holds
+        and the drain is scheduled there); what the queue refuses is raised here."""
+        queued: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def accept() -> None:
+            try:
+                self.enqueue(event)
+                if self.transport is not None:
+                    self.transport.publish(event)
+            except BaseException as exc:
+                queued.set_exception(exc)
+            else:
+                queued.set_result(None)
+
+        try:
+            loop.call_soon_threadsafe(accept)
+        except RuntimeError:  # the loop closed meanwhile
+            raise RuntimeClosed(f"cannot emit {event.name!r}: the runtime's loop has stopped") \
+                from None
+        while True:
+            try:
+                return queued.result(timeout=1.0)
+            except TimeoutError:
+                if loop.is_closed() or not loop.is_running():
+                    raise RuntimeClosed(f"cannot emit {event.name!r}: the runtime's loop has "
+                                        "stopped") from None
+
+    def use_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop the bus runs on, known before its first emit (a parallel call's thread
+        handlers may emit before anything else did)."""
+        self._loop = loop
+
     async def emit_async(self, name: str, payload: dict[str, Any] | None = None) -> Event:
         """Queue an event, waiting for room while the queue is at its bound (backpressure)."""
+        if name not in _valid_names:
+            _check_name(name)
         event = self.make_event(name, payload)
         while len(self._queue) >= self.max_queue:
             if len(self._room_waiters) >= self.max_queue:
@@ -187,10 +236,6 @@ class EventBus:
         queue = self._queue
         if self._closed or len(queue) >= self.max_queue:
             self._refuse(event)
-        if _get_running_loop() is None and self._loop is not None and self._loop.is_running():
-            # Emitted from a handler's worker thread: hand the event to the loop's thread.
-            self._loop.call_soon_threadsafe(self._append, event)
-            return
         queue.append(event)
         if not self._drain_scheduled:
             self._schedule_drain()
@@ -205,11 +250,6 @@ class EventBus:
             "waiting). From async code use 'await emit_async(...)' to wait for room, or raise "
             "the bound with max_queue=..."
         )
-
-    def _append(self, event: Event) -> None:
-        self._queue.append(event)
-        if not self._drain_scheduled:
-            self._schedule_drain()
 
     def _schedule_drain(self) -> None:
         loop = _get_running_loop()
@@ -250,8 +290,11 @@ class EventBus:
                     future = start_handler(sub, event, handler, pool, handler) \
                         if observer is None \
                         else observer.start_handler(sub, event, handler, pool, handler)
-                except Exception as exc:  # the handler failed at once
-                    self.report_failure(event, sub, exc)
+                except BaseException as exc:  # it failed at once, CancelledError included
+                    handler._ended = True
+                    self._handler_ended(handler, exc)
+                    if isinstance(exc, KeyboardInterrupt | SystemExit):
+                        raise  # as asyncio does: they stop the loop
                     continue
                 if future is not None and not handler._ended:
                     handler._running = True
@@ -275,14 +318,15 @@ class EventBus:
         ``system.error`` (never for a handler of ``system.error`` itself)."""
         if isinstance(exc, LimitExceeded):
             return  # the trip reported it once; every handler it stops need not repeat it
+        text = describe(exc)
         if self.failure_listeners:
             self.notify_failure(event, sub, exc)  # the listeners report it their own way
         else:
             trace = exc if logger.isEnabledFor(logging.DEBUG) else None  # tracebacks on request
-            logger.error("handler %s failed on %s: %r", sub.name, event.name, exc,
-                         exc_info=trace)
+            logger.error("handler %s failed on %s: %s: %s", sub.name, event.name,
+                         type(exc).__name__, text, exc_info=trace)
         if event.name != SYSTEM_ERROR and not self._closed:
-            payload = {"event": event.name, "handler": sub.name, "error": str(exc),
+            payload = {"event": event.name, "handler": sub.name, "error": text,
                        "type": type(exc).__name__}
             try:
                 self.enqueue(Event(SYSTEM_ERROR, payload, parent_id=event.id,
@@ -330,12 +374,14 @@ class EventBus:
         return [f"{h._sub.name} (on {h.event.name})" for h in self._running]
 
     async def cancel_running(self) -> None:
-        """Cancel every handler the bus started and wait for them to finish."""
-        running = list(self._running.items())
-        for handler, future in running:
-            cancel_handler(future, handler)
-        if running:
-            await asyncio.wait([future for _, future in running])
+        """Cancel every handler the bus started and wait for them to finish (a thread handler
+        is told, not waited for: a thread cannot be interrupted)."""
+        for handler, future in list(self._running.items()):
+            handler.cancel(future)
+        if self._running:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(waiter)
+            await waiter
 
     def close(self) -> None:
         self._closed = True
@@ -377,7 +423,8 @@ class EventBus:
             listener(exc)
 
     def _handler_ended(self, handler: _HandlerRun, error: BaseException | None) -> None:
-        if error is not None and not isinstance(error, asyncio.CancelledError):
+        if error is not None and not (handler.cancelled and
+                                      isinstance(error, asyncio.CancelledError)):
             self.report_failure(handler.event, handler._sub, error)
         if handler._running:  # it ended after the drain that started it
             del self._running[handler]
@@ -408,6 +455,7 @@ class _HandlerRun(ExecutionContext):
         self._sub = sub
         self._running = False  # still running after the drain that started it
         self._ended = False
+        self.cancelled = False
 
     __eq__ = object.__eq__  # a run is itself, whatever its context looks like
     __hash__ = object.__hash__
@@ -418,3 +466,17 @@ class _HandlerRun(ExecutionContext):
         self._ended = True
         if error is not None or self._running:  # not the common case: done, fine, at once
             self._bus._handler_ended(self, error)
+
+    def cancel(self, future: Running) -> None:
+        self.cancelled = True
+        cancel_handler(future, self)
+
+
+_valid_names: set[str] = set()  # names emitted before, checked once each
+_VALID_NAMES_MAX = 10_000
+
+
+def _check_name(name: str) -> None:
+    check_event_name(name)
+    if len(_valid_names) < _VALID_NAMES_MAX:
+        _valid_names.add(name)

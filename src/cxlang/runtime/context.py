@@ -7,13 +7,14 @@ processes, so a branch always knows who it runs for and why, wherever it runs.
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .events import Event
 
-__all__ = ["ExecutionContext", "current_context"]
+__all__ = ["ExecutionContext", "check_cancelled", "current_context"]
 
 
 class ExecutionContext:
@@ -24,6 +25,10 @@ class ExecutionContext:
     - ``parameter``: the parallel handler parameter this branch computes.
     - ``event``: the event being handled, the causal parent of whatever the handler emits
       (also as ``event_id``, ``event_name`` and ``depth``, its hops from the first emit).
+    - ``cancelled``: true once this handler run was cancelled (its timeout passed, a sibling
+      failed under fail-fast, its caller was cancelled, the runtime closed). Coroutine
+      handlers get ``CancelledError`` then; a thread cannot be interrupted, so a long ``def``
+      handler checks this (or calls :func:`check_cancelled`) to stop early.
 
     A plain slotted class rather than a frozen dataclass: one is built per handler run, and this
     is five times cheaper to construct. Treat it as immutable. The bus and the coordinator hand
@@ -32,7 +37,7 @@ class ExecutionContext:
     and hash as themselves: each run is one of its own.
     """
 
-    __slots__ = ("entity", "event", "execution_id", "parameter")
+    __slots__ = ("cancelled", "entity", "event", "execution_id", "parameter")
 
     def __init__(
         self,
@@ -45,6 +50,7 @@ class ExecutionContext:
         self.execution_id = execution_id
         self.parameter = parameter
         self.event = event
+        self.cancelled = False
 
     @property
     def event_id(self) -> str | None:
@@ -83,6 +89,14 @@ _current: ContextVar[ExecutionContext] = ContextVar("cxlang_execution_context", 
 def current_context() -> ExecutionContext:
     """The context of the running handler (the root context outside any handler)."""
     return _current.get()
+
+
+def check_cancelled() -> None:
+    """Raise :class:`asyncio.CancelledError` if the running handler was cancelled: the way for
+    a plain ``def`` handler on a thread, which cannot be interrupted, to stop when asked."""
+    context = _current.get()
+    if context.cancelled:
+        raise asyncio.CancelledError(f"the handler handling {context.event_name!r} was cancelled")
 
 
 def set_context(context: ExecutionContext) -> None:

@@ -11,15 +11,23 @@ its handler ended by the handler itself (:func:`.handlers.start_handler`), and a
 own outcome once its units are done.
 
 The guarantees are those of a task group: cancelling the caller cancels every branch, and the
-call does not return, normally or by exception, while any unit it started is still running.
+call does not return, normally or by exception, while any unit it started is still running
+(a thread cannot be interrupted: see :mod:`.threads` for what holds for thread handlers).
+A handler that raises a ``BaseException`` that is not an ``Exception`` (nor a cancellation)
+cancels its siblings, and the call raises it once they have ended, as a task group does.
 Unlike a task group, a failing branch does not cancel its siblings unless the call is
 ``fail_fast``: the failure is recorded and the others' results are kept.
+
+Plain delivery (:meth:`ParallelHandlerCoordinator.emit_parallel`, behind ``Runtime.publish``)
+runs the same way as a :class:`_Delivery`: no deadline, no ``no_handler``, and a failing
+handler is reported as ``system.error``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -27,16 +35,21 @@ from typing import Any
 
 from .bus import EventBus
 from .context import ExecutionContext
+from .context import _current as _execution_context
 from .deadlines import Deadlines, Expiring
-from .events import Event, new_id
-from .handlers import Subscription, cancel_handler, start_handler
+from .errors import RuntimeClosed
+from .events import Event, ReadOnlyPayload, new_id
+from .handlers import Running, Subscription, cancel_handler, start_handler
 from .mapper import PayloadPropertyMapper
 from .outcomes import BranchOutcome, Failure, ParallelExecutionResult
+from .pool import HandlerPool
 from .resolver import HandlerParameters
+from .threads import HandlerThread
 
 __all__ = ["BranchFailed", "BranchStream", "ParallelHandlerCoordinator"]
 
 _monotonic = time.monotonic
+_current_context = _execution_context.get
 
 
 class BranchFailed(Exception):  # noqa: N818 - it carries a failure, it is not one itself
@@ -62,10 +75,37 @@ class ParallelHandlerCoordinator:
         self.default_timeout = _check_timeout(default_timeout)
         self.mapper = mapper or PayloadPropertyMapper()
         self.deadlines = Deadlines()
+        self.closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight: set[_Handlers] = set()  # for aclose(), and to refuse a second loop
+        self._first_steps = 0  # handlers' first steps on the stack now, one inside the other
 
-    def close(self) -> None:
-        """Stop the deadline timer (the runtime is closing)."""
+    async def aclose(self) -> None:
+        """Refuse new calls, cancel those in flight and wait for their handlers, stop the
+        deadline timer."""
+        self.closed = True
+        calls = list(self._in_flight)
+        for call in calls:
+            call.stop("cancelled: the runtime was closed")
+        for call in calls:
+            await call.drain()
         self.deadlines.close()
+
+    def _admit(self) -> asyncio.AbstractEventLoop:
+        """The running loop, if this coordinator may start a call on it."""
+        if self.closed:
+            raise RuntimeClosed("cannot start a parallel call: the runtime is closed")
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            previous = self._loop
+            if previous is not None and self._in_flight and previous.is_running():
+                raise RuntimeError(
+                    "this Runtime has parallel calls in flight on another event loop; a Runtime "
+                    "serves one event loop at a time: make one Runtime per loop (or thread)")
+            self._loop = loop
+            self.deadlines.use(loop)
+            self.bus.use_loop(loop)
+        return loop
 
     def _call(
         self,
@@ -79,10 +119,12 @@ class ParallelHandlerCoordinator:
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         limit = self.default_timeout if timeout is None else _check_timeout(timeout)
-        source = payload if isinstance(payload, dict) else dict(payload or {})
+        loop = self._admit()
+        # One read-only copy per call: a handler cannot change what its siblings see.
+        source = ReadOnlyPayload(payload or ())
         make_event = self.bus.make_event
         events = [make_event(event, source) for event in parameters.values()]
-        return _ParallelCall(self.bus, self.deadlines, parameters.keys(), events, source, limit,
+        return _ParallelCall(self, loop, parameters.keys(), events, source, limit,
                              max_concurrency, fail_fast, on_outcome)
 
     async def emit_parallel(
@@ -96,16 +138,14 @@ class ParallelHandlerCoordinator:
         transport, other processes get the events as ordinary emits (unless *publish* is false:
         the events came from them); only this process's handlers are waited for.
         """
+        loop = self._admit()
         transport = self.bus.transport
         if publish and transport is not None:
             for event in events:
                 transport.publish(event)
-        call = _ParallelCall(self.bus, self.deadlines, [e.name for e in events], events, {},
-                             math.inf, None, False, None, report_failures=True)
-        call.start()
-        if call.open:
-            await call.wait()
-        return [branch._results() for branch in call.branches]
+        delivery = _Delivery(self, loop, [e.name for e in events], events)
+        await delivery.run()
+        return [branch.results() for branch in delivery.branches]
 
     async def run(
         self,
@@ -122,9 +162,7 @@ class ParallelHandlerCoordinator:
         none).
         """
         call = self._call(parameters, payload, timeout, max_concurrency, fail_fast)
-        call.start()
-        if call.open:
-            await call.wait()
+        await call.run()
         return call.result(self.mapper)
 
     def stream(
@@ -139,6 +177,19 @@ class ParallelHandlerCoordinator:
         """Like :meth:`run`, but yields ``(name, outcome)`` as each branch finishes."""
         return BranchStream(self.mapper, lambda push: self._call(
             parameters, payload, timeout, max_concurrency, fail_fast, push))
+
+
+def _max_nesting() -> int:
+    """How many handlers' first steps may be on the stack, one inside another, before a call
+    they start is refused.
+
+    Handlers whose first step starts a call whose handlers do the same nest on Python's stack
+    (a dozen or two frames each, some of them C calls that ``sys._getframe`` does not see). Let
+    that run into the recursion limit and the ``RecursionError`` can strike in the calls' own
+    bookkeeping, leaving a call that never ends. Refused here, well before, while the call has
+    no state yet, it is the failure of the handler that started it, like any other.
+    """
+    return sys.getrecursionlimit() // 40
 
 
 def _check_timeout(timeout: float) -> float:
@@ -168,7 +219,7 @@ class _Branch(BranchOutcome):
         self._pending = handlers
         self._values: list[Any] | None = [None] * handlers if handlers > 1 else None
 
-    def _results(self) -> list[Any]:
+    def results(self) -> list[Any]:
         """Every handler's result (or :class:`Failure`), in subscription order."""
         if self._values is not None:
             return list(self._values)
@@ -181,20 +232,23 @@ class _Unit(ExecutionContext):
     """One handler of one branch: the execution context its handler sees, and the
     :data:`~.handlers.Finished` its handler tells how it ended (one object per handler run)."""
 
-    __slots__ = ("_branch", "_call", "_future", "_index", "_settled", "_sub", "_timed_out")
+    __slots__ = ("_branch", "_call", "_future", "_index", "_lent", "_settled", "_sub",
+                 "_timed_out")
 
-    def __init__(self, call: _ParallelCall, branch: _Branch, index: int, sub: Subscription) -> None:
+    def __init__(self, call: _Handlers, branch: _Branch, index: int, sub: Subscription) -> None:
         self.entity = sub.entity
         self.execution_id = call.execution_id
         self.parameter = branch.name
         self.event = branch._event
+        self.cancelled = False
         self._call = call
         self._branch = branch
         self._index = index
         self._sub = sub
-        self._future: asyncio.Future[Any] | None = None
+        self._future: Running | None = None
         self._settled = False
         self._timed_out = False
+        self._lent = 0  # nested calls in flight that its budget slot is lent to
 
     __eq__ = object.__eq__  # a run is itself, whatever its context looks like
     __hash__ = object.__hash__
@@ -210,48 +264,83 @@ class _Unit(ExecutionContext):
         self.cancel()
 
     def cancel(self) -> None:
+        self.cancelled = True  # what a thread handler, which cannot be interrupted, can see
         if self._future is not None:  # set while it runs, cleared when it is settled
             cancel_handler(self._future, self)
 
+    def _thread_ended(self) -> None:
+        """The thread of a handler settled as cancelled has really ended: its slot is free."""
+        self._call._lingering_ended()
 
-class _ParallelCall:
-    __slots__ = ("_drained", "_granted_pending", "_pumping", "_waiter", "branches", "bus",
-                 "cap", "deadline_group", "deadlines", "execution_id", "fail_fast", "loop",
-                 "observer", "on_outcome", "open", "payload", "queue", "report_failures",
-                 "round_deadline", "round_started", "running", "stop_reason", "timeout", "units")
+    # Lending the budget slot to nested calls -------------------------------------------------
+
+    def lend_slot(self, pool: HandlerPool) -> None:
+        """The handler is about to wait for a nested parallel call: while it waits it is not
+        running, so its slot goes back to the budget, where the nested call's handlers can
+        take it (otherwise a full budget deadlocks: the outer handler holds what the inner
+        ones wait for)."""
+        self._lent += 1
+        if self._lent == 1:
+            pool.release()
+
+    async def take_slot_back(self, pool: HandlerPool) -> None:
+        """The nested call is over: wait for a slot before the handler goes on, ahead of new
+        work. Cancelled meanwhile, it still waits (briefly: slots are held by running
+        handlers), then lets the cancellation through, so the budget stays exact."""
+        self._lent -= 1
+        if self._lent or pool.try_acquire():
+            return
+        granted = asyncio.get_running_loop().create_future()
+        pool.wait_for_slot(lambda: granted.set_result(None), first=True)
+        cancelled = False
+        while not granted.done():
+            try:
+                await asyncio.shield(granted)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+
+
+class _Handlers:
+    """Handlers of several events started at once, within the call's and the pool's budget,
+    and waited for: the part that plain delivery and a parallel call share."""
+
+    __slots__ = ("_drained", "_granted_pending", "_pumping", "_waiter", "base_error",
+                 "branches", "bus", "cap", "coordinator", "deadline_group", "deadlines",
+                 "execution_id", "lingering", "loop", "observer", "on_outcome", "pool", "queue",
+                 "round_deadline", "round_started", "running", "stop_reason", "timeout",
+                 "unfinished", "units")
 
     def __init__(
         self,
-        bus: EventBus,
-        deadlines: Deadlines,
+        coordinator: ParallelHandlerCoordinator,
+        loop: asyncio.AbstractEventLoop,
         names: Iterable[str],
         events: list[Event],
-        payload: dict[str, Any],
         timeout: float,
         cap: int | None,
-        fail_fast: bool,
+        remote: bool,
         on_outcome: Callable[[BranchOutcome], None] | None,
-        *,
-        report_failures: bool = False,
     ) -> None:
+        bus = coordinator.bus
+        self.coordinator = coordinator
         self.bus = bus
+        self.pool = bus.pool
         self.observer = bus.observer
-        self.loop = asyncio.get_running_loop()
-        self.deadlines = deadlines
+        self.loop = loop
+        self.deadlines = coordinator.deadlines
         self.deadline_group: dict[Expiring, float] | None = None  # set for each round
-        if timeout != math.inf:
-            deadlines.use(self.loop)
         self.execution_id = new_id()
-        self.payload = payload
         self.timeout = timeout
         self.cap = cap
-        self.fail_fast = fail_fast
-        self.on_outcome = on_outcome
+        self.on_outcome = on_outcome  # told of each branch as it finishes (a stream)
         self.branches: list[_Branch] = []
-        self.report_failures = report_failures
-        self.open = len(events)
-        self.running = 0
+        self.unfinished = len(events)  # branches not yet finished
+        self.running = 0  # units started and not settled, plus lingering threads
+        self.lingering = 0  # cancelled thread handlers whose thread still runs
         self.stop_reason: str | None = None
+        self.base_error: BaseException | None = None
         self._pumping = False
         self._granted_pending = False
         self.round_started = 0.0
@@ -260,13 +349,13 @@ class _ParallelCall:
         self._drained: asyncio.Future[None] | None = None
         handlers_for = bus.handlers_for
         # Handlers in other processes join a parameter's own (never plain delivery's).
-        remote = None if report_failures or bus.transport is None else \
+        remote_handlers = None if not remote or bus.transport is None else \
             bus.transport.remote_handlers
         units: list[_Unit] = []
         for name, event in zip(names, events, strict=True):
             subs = handlers_for(event.name)
-            if remote is not None:
-                subs += remote(event.name)
+            if remote_handlers is not None:
+                subs += remote_handlers(event.name)
             branch = _Branch(name, event, len(subs))
             self.branches.append(branch)
             for i, sub in enumerate(subs):
@@ -274,23 +363,46 @@ class _ParallelCall:
         self.units = units  # every unit, for stop()
         self.queue: deque[_Unit] = deque(units)
 
-    # Starting --------------------------------------------------------------------------------
+    # Running, start to end -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start every branch and wait for them all; see the module docstring."""
+        parent = _current_context()
+        lender = parent if type(parent) is _Unit and parent._call.pool is self.pool and \
+            self.pool.max_concurrency is not None else None
+        if lender is not None:
+            lender.lend_slot(self.pool)
+        try:
+            self.start()
+            if self.unfinished:
+                await self.wait()
+        finally:
+            if lender is not None:
+                await lender.take_slot_back(self.pool)
+        if self.base_error is not None:
+            raise self.base_error
 
     def start(self) -> None:
+        coordinator = self.coordinator
+        if coordinator._first_steps and coordinator._first_steps >= _max_nesting():
+            raise RecursionError(
+                f"parallel calls nested {coordinator._first_steps} deep on the stack: each "
+                "handler's first step starts another call without waiting")
+        coordinator._in_flight.add(self)
         if self.observer is not None:
             self.observer.call_started(
                 self.execution_id, [(b.name, b._event, b._handlers) for b in self.branches],
-                delivery=self.report_failures)
+                delivery=type(self) is _Delivery)
         for branch in self.branches:
-            if not branch._pending and self.report_failures:
-                self._finish_branch(branch)  # plain delivery: an event nobody handles is fine
-            elif not branch._pending:
-                branch.started = _monotonic()
-                branch.failure = Failure(
-                    "no_handler", f"no handler is subscribed to {branch._event.name!r}"
-                )
-                self._finish_branch(branch)
-        self._pump()
+            if not branch._pending:
+                self._no_handler(branch)
+        if self.unfinished:
+            self._pump()
+        else:
+            coordinator._in_flight.discard(self)
+
+    def _no_handler(self, branch: _Branch) -> None:
+        raise NotImplementedError
 
     def _pump(self) -> None:
         if self._pumping:
@@ -298,7 +410,7 @@ class _ParallelCall:
         self._pumping = True
         try:
             queue = self.queue
-            pool = self.bus.pool
+            pool = self.pool
             if queue:
                 self._new_round()
             while queue and (self.cap is None or self.running < self.cap):
@@ -326,7 +438,7 @@ class _ParallelCall:
             self._start(self.queue.popleft())
             self._pump()
         else:
-            self.bus.pool.release()
+            self.pool.release()
 
     def _start(self, unit: _Unit) -> None:
         branch = unit._branch
@@ -335,47 +447,107 @@ class _ParallelCall:
         sub = unit._sub
         event = branch._event
         self.running += 1
+        coordinator = self.coordinator
+        coordinator._first_steps += 1
         try:
-            future = start_handler(sub, event, unit, self.bus.pool, unit) \
+            future = start_handler(sub, event, unit, self.pool, unit) \
                 if self.observer is None \
-                else self.observer.start_handler(sub, event, unit, self.bus.pool, unit)
-        except Exception as exc:  # the handler failed at once
+                else self.observer.start_handler(sub, event, unit, self.pool, unit)
+        except BaseException as exc:  # it failed at once, CancelledError included
+            coordinator._first_steps -= 1
             unit._settled = True
             self._settle(unit, None, exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise  # as asyncio does: they stop the loop
             return
+        coordinator._first_steps -= 1
         if future is not None and not unit._settled:
             unit._future = future
             if self.deadline_group is not None:
                 self.deadline_group[unit] = self.round_deadline
+            if unit.cancelled:  # the call was stopped while the handler took its first step
+                cancel_handler(future, unit)
 
     # Finishing -------------------------------------------------------------------------------
 
     def _settle(self, unit: _Unit, value: Any, error: BaseException | None) -> None:
-        if unit._future is not None:
+        future = unit._future
+        lingering: HandlerThread | None = None
+        if future is not None:
             unit._future = None
             if self.deadline_group is not None:
                 self.deadline_group.pop(unit, None)
-        if unit._timed_out:  # even if it swallowed the cancellation and returned a value
-            failure: Failure | None = Failure(
-                "timeout",
-                f"{unit._sub.name} did not finish within {self.timeout:g} s "
-                f"(handling {unit._branch._event.name!r}) and was cancelled",
-            )
-        elif error is None:
+            if type(future) is HandlerThread and future.running:
+                lingering = future
+        if error is None and not unit.cancelled:
             failure = None
-        elif type(error) is BranchFailed:
-            failure = error.failure
-        elif isinstance(error, asyncio.CancelledError):
-            failure = Failure("cancelled", self.stop_reason or "the handler was cancelled")
         else:
-            failure = Failure.from_exception(error)
-        self.running -= 1
-        self.bus.pool.release()
+            failure = self._failure(unit, error, future, lingering is not None)
+        if lingering is not None:
+            self.lingering += 1  # it keeps its slot and its place under the cap until it ends
+            lingering.when_ended(unit._thread_ended)
+        else:
+            self.running -= 1
+            self.pool.release()
         self._record(unit, value, failure)
+        # As _after_settle, written out: this runs once per handler.
         if self.queue and not self._pumping:
             self._pump()
-        elif not self.running and self._drained is not None and not self._drained.done():
+        elif self.running == self.lingering and self._drained is not None \
+                and not self._drained.done():
             self._drained.set_result(None)
+
+    def _lingering_ended(self) -> None:
+        self.lingering -= 1
+        self.running -= 1
+        self.pool.release()
+        self._after_settle()
+
+    def _after_settle(self) -> None:
+        if self.queue and not self._pumping:
+            self._pump()
+        elif self.running == self.lingering and self._drained is not None \
+                and not self._drained.done():
+            self._drained.set_result(None)
+
+    def _failure(
+        self, unit: _Unit, error: BaseException | None, future: Running | None, lingering: bool
+    ) -> Failure:
+        """Why *unit* has no result: it raised *error*, or it was cancelled."""
+        name = unit._sub.name
+        if unit._timed_out:  # even if it swallowed the cancellation and returned a value
+            handling = f"(handling {unit._branch._event.name!r})"
+            if lingering:
+                return Failure("timeout", f"{name} did not finish within {self.timeout:g} s "
+                               f"{handling}; its thread is still running and its result will be "
+                               "dropped")
+            if type(future) is HandlerThread:
+                return Failure("timeout", f"{name} did not start within {self.timeout:g} s "
+                               f"{handling}: every one of the {self.pool.max_threads} handler "
+                               "threads (max_threads) was busy")
+            return Failure("timeout", f"{name} did not finish within {self.timeout:g} s "
+                           f"{handling} and was cancelled")
+        if unit.cancelled and not isinstance(error, Exception):
+            # Stopped (fail-fast, the caller, aclose): cancelled, even if it swallowed that
+            # and returned. An exception it raised meanwhile says more, and is kept.
+            reason = self.stop_reason or "the handler was cancelled"
+            if lingering:
+                reason += "; its thread is still running and its result will be dropped"
+            return Failure("cancelled", reason)
+        assert error is not None
+        if type(error) is BranchFailed:
+            return error.failure
+        if isinstance(error, Exception):
+            return Failure.from_exception(error)
+        if isinstance(error, asyncio.CancelledError):
+            return Failure("cancelled", f"{name} raised CancelledError, though nothing "
+                           "cancelled it")
+        # Another BaseException: as in a task group, the siblings are cancelled and the call
+        # raises it once they have ended.
+        if self.base_error is None:
+            self.base_error = error
+            self.stop(f"cancelled because {name} raised {type(error).__name__}")
+        return Failure("error", f"{name} raised {type(error).__name__}", error)
 
     def _record(self, unit: _Unit, value: Any, failure: Failure | None) -> None:
         branch = unit._branch
@@ -389,41 +561,48 @@ class _ParallelCall:
                 branch._values[unit._index] = failure
             if branch.failure is None:
                 branch.failure = failure
-            if failure.exception is not None:
-                if self.report_failures:
-                    self.bus.report_failure(branch._event, unit._sub, failure.exception)
-                else:
-                    self.bus.notify_failure(branch._event, unit._sub, failure.exception)
+            if failure.exception is not None and isinstance(failure.exception, Exception):
+                self._report(unit, failure.exception)
         branch._pending -= 1
         if not branch._pending:
             self._finish_branch(branch)
-        if failure is not None and self.fail_fast and self.stop_reason is None:
-            self.stop(f"cancelled because {branch.name!r} failed and the call is fail-fast")
+        if failure is not None:
+            self._failed(branch)
+
+    def _report(self, unit: _Unit, exc: Exception) -> None:
+        raise NotImplementedError
+
+    def _failed(self, branch: _Branch) -> None:
+        """A unit of *branch* failed (fail-fast calls stop here)."""
 
     def _finish_branch(self, branch: _Branch) -> None:
         branch.finished = _monotonic()
-        if branch.failure is not None:
+        if branch._values is not None:
+            # Several subscribers: a list in subscription order, failures in their places.
+            branch.value = branch._values
+        elif branch.failure is not None:
             branch.value = None
-        elif branch._values is not None:
-            branch.value = branch._values  # several subscribers: a list in subscription order
         if self.observer is not None:
             self.observer.branch_finished(self.execution_id, branch)
-        self.open -= 1
+        self.unfinished -= 1
         if self.on_outcome is not None:
             self.on_outcome(branch)
-        if not self.open:
+        if not self.unfinished:
             # Every unit has ended. Dropping them breaks the call <-> unit cycles, so the call
             # is freed when its caller lets go, not by the cyclic garbage collector: at a
             # hundred branches a call, collecting them cost as much as running them.
             self.units = []
+            self.coordinator._in_flight.discard(self)
             if self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(None)
 
     def stop(self, reason: str) -> None:
         """Cancel everything still running or waiting; each such branch fails ``cancelled``."""
-        self.stop_reason = reason
+        if self.stop_reason is None:
+            self.stop_reason = reason
         while self.queue:
             unit = self.queue.popleft()
+            unit.cancelled = True
             if not unit._branch.started:
                 unit._branch.started = _monotonic()
             self._record(unit, None, Failure("cancelled", reason))
@@ -443,20 +622,80 @@ class _ParallelCall:
             raise
 
     async def drain(self) -> None:
-        """Wait until no unit of this call is running (no branch outlives the call)."""
-        while self.running:
+        """Wait until no unit of this call is running (no branch outlives the call); a
+        cancelled thread handler whose thread still runs is not waited for."""
+        cancelled = False
+        while self.running > self.lingering:
             self._drained = self.loop.create_future()
             try:
                 await self._drained
             except asyncio.CancelledError:
-                continue  # keep waiting; the cancellation is re-raised by our caller
+                cancelled = True  # keep waiting; the cancellation goes on once they have ended
+        if cancelled:
+            raise asyncio.CancelledError
+
+
+class _ParallelCall(_Handlers):
+    """The branches of one call with parallel handler parameters."""
+
+    __slots__ = ("fail_fast", "payload")
+
+    def __init__(
+        self,
+        coordinator: ParallelHandlerCoordinator,
+        loop: asyncio.AbstractEventLoop,
+        names: Iterable[str],
+        events: list[Event],
+        payload: dict[str, Any],
+        timeout: float,
+        cap: int | None,
+        fail_fast: bool,
+        on_outcome: Callable[[BranchOutcome], None] | None,
+    ) -> None:
+        super().__init__(coordinator, loop, names, events, timeout, cap, True, on_outcome)
+        self.payload = payload
+        self.fail_fast = fail_fast
+
+    def _no_handler(self, branch: _Branch) -> None:
+        branch.started = _monotonic()
+        branch.failure = Failure("no_handler", f"no handler is subscribed to "
+                                 f"{branch._event.name!r}")
+        self._finish_branch(branch)
+
+    def _report(self, unit: _Unit, exc: Exception) -> None:
+        self.bus.notify_failure(unit._branch._event, unit._sub, exc)
+
+    def _failed(self, branch: _Branch) -> None:
+        if self.fail_fast and self.stop_reason is None:
+            self.stop(f"cancelled because {branch.name!r} failed and the call is fail-fast")
 
     def result(self, mapper: PayloadPropertyMapper) -> ParallelExecutionResult:
-        outcomes = tuple(self.branches) if not self.open else \
+        outcomes = tuple(self.branches) if not self.unfinished else \
             tuple(b for b in self.branches if b.finished)
         return ParallelExecutionResult(
             self.execution_id, mapper.consolidate(self.payload, outcomes), outcomes
         )
+
+
+class _Delivery(_Handlers):
+    """Plain delivery of events to their handlers, waited for: ``Runtime.publish``."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        coordinator: ParallelHandlerCoordinator,
+        loop: asyncio.AbstractEventLoop,
+        names: Iterable[str],
+        events: list[Event],
+    ) -> None:
+        super().__init__(coordinator, loop, names, events, math.inf, None, False, None)
+
+    def _no_handler(self, branch: _Branch) -> None:
+        self._finish_branch(branch)  # an event nobody handles is fine
+
+    def _report(self, unit: _Unit, exc: Exception) -> None:
+        self.bus.report_failure(unit._branch._event, unit._sub, exc)
 
 
 class BranchStream:
@@ -492,7 +731,9 @@ class BranchStream:
             self._started = True
             call.start()
         while not self._ready:
-            if not call.open:
+            if not call.unfinished:
+                if call.base_error is not None:
+                    raise call.base_error
                 raise StopAsyncIteration
             self._wakeup = call.loop.create_future()
             try:
@@ -504,10 +745,14 @@ class BranchStream:
         return outcome.name, outcome
 
     async def aclose(self) -> None:
+        """Cancel the branches still running and wait for them; a ``BaseException`` one of
+        them raised (not an ``Exception``) is raised here, as from the loop."""
         call = self._call
-        if self._started and call.open:
+        if self._started and call.unfinished:
             call.stop("cancelled: the stream was closed before this branch finished")
             await call.drain()
+        if call.base_error is not None:
+            raise call.base_error
 
     async def __aenter__(self) -> BranchStream:
         return self
@@ -518,6 +763,6 @@ class BranchStream:
     @property
     def result(self) -> ParallelExecutionResult:
         call = self._call
-        if not self._started or call.open:
+        if not self._started or call.unfinished:
             raise RuntimeError("the stream's branches have not all finished yet")
         return call.result(self._mapper)

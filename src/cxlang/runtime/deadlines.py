@@ -4,10 +4,10 @@ A parallel call gives each handler it starts a deadline. Arming a loop timer per
 cancelling it when the call finishes in time (the common case) costs a timer handle, a heap
 push and, later, the loop's sweep of cancelled timers: more than the rest of a small call's
 bookkeeping. So a coordinator keeps one :class:`Deadlines`: running handlers are kept in
-groups by timeout, in which deadlines come in start order (the loop's clock only moves
-forward), so each group's oldest entry is its earliest deadline. The one timer is set for the
-earliest deadline of all and is not cancelled when handlers finish in time: when it fires and
-finds nothing due, it sets itself for the next deadline, if there is one.
+groups by timeout (plain dicts, cheap to add to and remove from). The one timer is set for
+the earliest deadline of all and is not cancelled when handlers finish in time: when it fires,
+it expires what is due and sets itself for the next deadline, if there is one. Firing scans
+every running handler, but it fires about once per timeout, not per call.
 """
 
 from __future__ import annotations
@@ -82,12 +82,14 @@ class Deadlines:
         due: list[Expiring] = []
         following = math.inf
         for timeout, group in list(self._groups.items()):
+            # Every entry, not just up to the first not due: a nested call started inside a
+            # handler's first step adds its (later) deadlines before that handler's own.
             passed = []
             for it, deadline in group.items():
                 if deadline > now:
                     following = min(following, deadline)
-                    break
-                passed.append(it)
+                else:
+                    passed.append(it)
             for it in passed:
                 del group[it]
             if not group:

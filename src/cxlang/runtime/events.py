@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Any
+from typing import Any, NoReturn
 
-__all__ = ["WILDCARDS", "Event", "EventPattern", "new_id", "new_origin"]
+__all__ = ["WILDCARDS", "Event", "EventPattern", "ReadOnlyPayload", "check_event_name", "new_id",
+           "new_origin"]
 
 WILDCARDS = frozenset({"any", "*"})
 
@@ -65,6 +66,28 @@ class Event:
         return (_rebuild_event, (self.name, self.payload, kwargs))
 
 
+class ReadOnlyPayload(dict[str, Any]):
+    """The payload every branch of a parallel call sees: a dict that refuses changes, so one
+    handler cannot change what its siblings (or the consolidated payload) see. Only the top
+    level is guarded; values inside (lists, dicts) are shared, and handlers must not change
+    them. Still a ``dict`` to ``json``, ``pickle`` and ``isinstance``."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("an event payload of a parallel call is read-only (its sibling branches "
+                        "see the same payload); copy it first: dict(event.payload)")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ReadOnlyPayload, (dict(self),))
+
+    def __copy__(self) -> ReadOnlyPayload:
+        return self
+
+
 def _rebuild_event(name: str, payload: dict[str, Any], kwargs: dict[str, Any]) -> Event:
     return Event(name, payload, **kwargs)
 
@@ -76,6 +99,20 @@ _counter = itertools.count(1)
 def new_id() -> str:
     """A process-unique prefix plus a counter: unique like a uuid, many times cheaper."""
     return f"{_ORIGIN}-{next(_counter)}"
+
+
+def check_event_name(name: object) -> None:
+    """Refuse what cannot be an event's name: an emitted name is dotted, with no empty segment
+    and no wildcard (wildcards belong to subscriptions)."""
+    if not isinstance(name, str):
+        raise TypeError(f"an event name must be a string, got {type(name).__name__}")
+    segments = name.split(".")
+    if not name or not all(segments):
+        raise ValueError(f"invalid event name {name!r}: expected dotted names like 'a.b'")
+    wild = [s for s in segments if s in WILDCARDS]
+    if wild:
+        raise ValueError(f"invalid event name {name!r}: {wild[0]!r} is a wildcard, which only "
+                         "subscriptions may use; an emitted event names one event")
 
 
 class EventPattern:

@@ -18,27 +18,33 @@ from __future__ import annotations
 import asyncio
 import enum
 import inspect
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Callable, Coroutine
 from contextvars import copy_context
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 from .context import ExecutionContext, set_context
 from .context import _current as _execution_context
-from .eager import continue_in_task, resumed, start_in_task
+from .eager import continue_in_task, start_in_task
 from .events import EventPattern
+from .threads import HandlerThread
 
 if TYPE_CHECKING:
     from .events import Event
-    from .pool import ParallelTaskPool
+    from .pool import HandlerPool
 
-__all__ = ["Finished", "Handler", "HandlerKind", "Subscription", "cancel_handler", "classify",
-           "start_handler"]
+__all__ = ["Finished", "Handler", "HandlerKind", "Running", "Subscription", "cancel_handler",
+           "classify", "start_handler"]
 
 Finished = Callable[[Any, "BaseException | None"], None]
 """Told exactly once how a handler ended: ``(value, None)``, or ``(None, exception)``, where a
 :class:`asyncio.CancelledError` means it was cancelled."""
 
 Handler = Callable[["Event"], Any]
+Running: TypeAlias = "asyncio.Future[Any] | HandlerThread"
+"""What :func:`start_handler` gives back to cancel a handler that is still running."""
+_CoroutineType = types.CoroutineType
 # Bound C methods: one call less per handler than set_context().
 _set_context = _execution_context.set
 
@@ -75,7 +81,7 @@ class Subscription:
         self.callback = callback
         self.kind = kind
         self.entity = entity
-        self.name = _describe(callback)
+        self.name = _handler_name(callback)
         self.active = True
         self._unsubscribe = unsubscribe
 
@@ -88,7 +94,7 @@ class Subscription:
         return f"<Subscription {self.pattern.text} -> {self.name} ({self.kind.value})>"
 
 
-def _describe(callback: Handler) -> str:
+def _handler_name(callback: Handler) -> str:
     inner = getattr(callback, "func", callback)  # a functools.partial names its function
     name = getattr(inner, "__qualname__", None)
     return name if isinstance(name, str) else repr(callback)
@@ -112,18 +118,19 @@ def start_handler(
     sub: Subscription,
     event: Event,
     context: ExecutionContext,
-    pool: ParallelTaskPool,
+    pool: HandlerPool,
     finished: Finished,
-) -> asyncio.Future[Any] | None:
+) -> Running | None:
     """Start *sub* on *event* and tell *finished* how it ends, perhaps before this returns.
 
-    Returns the future to cancel (with :func:`cancel_handler`) while the handler runs, or
-    ``None`` if it has already ended. A coroutine handler reports from inside its own task, the
-    moment it ends: cheaper than a done callback, which costs a callback handle and a loop
-    iteration per handler. An ``inline=True`` handler that fails right here, before it ever
-    suspends, raises instead: the caller reports it from its own frame, which matters when the
-    failure is a ``RecursionError`` (handlers that call services whose handlers call services)
-    and every frame counts.
+    Returns what to cancel (with :func:`cancel_handler`) while the handler runs, or ``None`` if
+    it has already ended. A coroutine handler reports from inside its own task, the moment it
+    ends: cheaper than a done callback, which costs a callback handle and a loop iteration per
+    handler. An ``inline=True`` handler that fails right here, before it ever suspends, raises
+    instead (any exception, ``CancelledError`` and other ``BaseException`` included): the
+    caller reports it from its own frame, which matters when the failure is a
+    ``RecursionError`` (handlers that call services whose handlers call services) and every
+    frame counts.
     """
     kind = sub.kind
     if kind is _INLINE_COROUTINE:
@@ -132,19 +139,21 @@ def start_handler(
         if coro is None:
             finished(step, None)  # it returned in its first step
             return None
-        return continue_in_task(_finish_and_report(resumed(coro, step), finished), ctx)
+        return continue_in_task(coro, step, finished, ctx)
     if kind is _TASK:
         task = start_in_task(_run_and_report(sub.callback, event, context, finished))
         return None if task.done() else task  # an eager task (3.12+) that finished at once
     if kind is _INLINE:
-        finished(copy_context().run(_call, sub.callback, event, context), None)
+        value = copy_context().run(_call, sub.callback, event, context)
+        if type(value) is _CoroutineType:
+            _refuse_coroutine(sub, value)
+        finished(value, None)
         return None
     if kind is _THREAD:
         ctx = copy_context()
         ctx.run(set_context, context)
-        future = pool.run_in_thread(ctx, sub.callback, event)
-    else:
-        future = pool.run_in_process(sub.callback, event, context)
+        return pool.run_in_thread(ctx, partial(_call_in_thread, sub), event, finished)
+    future = pool.run_in_process(sub.callback, sub.name, event, context)
     future.add_done_callback(_FutureReport(finished))
     return future
 
@@ -155,37 +164,32 @@ async def _run_and_report(
     """A task's whole life: run the handler with *context* installed, report how it ended.
 
     The handler's coroutine is made here, inside the task, so a task cancelled before its
-    first step leaves no coroutine behind unawaited.
+    first step leaves no coroutine behind unawaited (and :func:`cancel_handler` reports it).
+    Every end is reported, ``BaseException`` included; ``KeyboardInterrupt`` and
+    ``SystemExit`` then go on to stop the loop, as in any task.
     """
     _set_context(context)  # in the task's own copy of the context
     try:
         value = await fn(event)
-    except (Exception, asyncio.CancelledError) as exc:
+    except BaseException as exc:
         finished(None, exc)
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
     else:
         finished(value, None)
 
 
-async def _finish_and_report(resumed: Awaitable[Any], finished: Finished) -> None:
-    """The rest of a handler that suspended in the step it took without a task."""
-    try:
-        value = await resumed
-    except (Exception, asyncio.CancelledError) as exc:
-        finished(None, exc)
-    else:
-        finished(value, None)
-
-
-def cancel_handler(future: asyncio.Future[Any], finished: Finished) -> None:
+def cancel_handler(future: Running, finished: Finished) -> None:
     """Cancel a handler that :func:`start_handler` started with *finished*.
 
     A task cancelled before its first step ends without running any of its code, so the
     report from inside it never comes: the future's end is reported to *finished* as well.
     *finished* therefore hears twice after a cancel, in the usual case, and must ignore the
-    second report. (A handler that had suspended in its task-less first step is closed by
-    Python then, not cancelled: its ``finally`` blocks run, its ``except CancelledError``
-    blocks do not.)
+    second report. A thread handler reports its own cancellation (:mod:`.threads`).
     """
+    if isinstance(future, HandlerThread):
+        future.cancel()
+        return
     future.cancel()
     future.add_done_callback(_FutureReport(finished))
 
@@ -224,3 +228,18 @@ def _call(fn: Handler, event: Event, context: ExecutionContext) -> Any:
     _set_context(context)
     return fn(event)
 
+
+def _call_in_thread(sub: Subscription, event: Event) -> Any:
+    value = sub.callback(event)
+    if type(value) is _CoroutineType:
+        _refuse_coroutine(sub, value)
+    return value
+
+
+def _refuse_coroutine(sub: Subscription, coro: Coroutine[Any, Any, Any]) -> NoReturn:
+    coro.close()  # never awaited, and never warned about
+    raise TypeError(
+        f"handler {sub.name} returned a coroutine instead of a result: it is a plain function "
+        "that calls an async one; subscribe an 'async def' handler, or await the coroutine "
+        "inside one"
+    )

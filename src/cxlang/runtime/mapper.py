@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .outcomes import BranchOutcome
+from .outcomes import BranchOutcome, Failure
 
 __all__ = ["ERRORS_KEY", "PayloadPropertyMapper"]
 
@@ -15,7 +15,8 @@ ERRORS_KEY = "_errors"
 class PayloadPropertyMapper:
     """Source payload + each parameter's result under its name, in declaration order.
 
-    A failed parameter maps to ``None`` and its failure goes to ``_errors[name]`` as
+    A failed parameter maps to ``None`` (with several subscribers: their results, ``None`` where
+    one failed) and its failure goes to ``_errors[name]`` as
     ``{"type", "message"}``; ``_errors`` is present only when something failed. The source payload
     is copied, never mutated: the branches may still be reading it.
     """
@@ -32,7 +33,10 @@ class PayloadPropertyMapper:
             if failure is None:
                 payload[outcome.name] = outcome.value
             else:
-                payload[outcome.name] = None
+                value = outcome.value
+                # Several subscribers: their list, with null where one failed.
+                payload[outcome.name] = [None if isinstance(v, Failure) else v for v in value] \
+                    if type(value) is list else None
                 if errors is None:
                     errors = {}
                 errors[outcome.name] = failure.to_payload()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-__all__ = ["BranchOutcome", "BranchTiming", "Failure", "FailureKind", "ParallelExecutionResult"]
+__all__ = ["BranchOutcome", "BranchTiming", "Failure", "FailureKind", "ParallelExecutionResult",
+           "describe"]
 
 FailureKind = Literal["error", "timeout", "no_handler", "cancelled"]
 
@@ -27,7 +28,7 @@ class Failure:
     def from_exception(cls, exc: BaseException) -> Failure:
         """``"ValueError: boom"``; just ``"boom"`` for exception classes that set
         ``message_is_complete = True`` (errors of the CX language read better that way)."""
-        text = str(exc)
+        text = describe(exc)
         if getattr(exc, "message_is_complete", False):
             return cls("error", text, exc)
         message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -36,6 +37,15 @@ class Failure:
     def to_payload(self) -> dict[str, str]:
         """The ``_errors.{name}`` entry of a consolidated payload."""
         return {"type": self.kind, "message": self.message}
+
+
+def describe(exc: BaseException) -> str:
+    """``str(exc)``, or what can be said of an exception whose ``__str__`` itself fails (a
+    failure report must never fail: it would leave its call waiting for ever)."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} whose message cannot be shown: its __str__ raised>"
 
 
 class BranchTiming(NamedTuple):

@@ -1,35 +1,40 @@
-"""ParallelTaskPool: one concurrency budget per runtime, and the threads and processes behind it.
+"""HandlerPool: one concurrency budget per runtime, and the threads and processes behind it.
 
 The budget is a counter, not a semaphore: the coordinator asks for a slot synchronously and only
 a call that finds the budget spent registers a waiter, so the common path takes no lock, creates
 no future and never yields to the loop. Slots are handed to waiters in FIFO order.
 
 Plain functions run on the pool's threads (the caller's contextvars copied in, so a branch sees
-its context), functions marked ``cpu_bound`` on its worker processes (the context pickled along).
+its context), functions marked ``cpu_bound`` on its worker processes (the context pickled along;
+:mod:`.processes`), where cancelling one terminates its worker and starts another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
 import pickle
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import Context
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .context import ExecutionContext, set_context
-from .errors import ProcessHandlerError
+from .errors import ProcessHandlerError, RuntimeClosed
 from .events import Event
 from .observe.span import current_span
+from .processes import WorkerProcesses
+from .threads import HandlerThread
 
-__all__ = ["ParallelTaskPool"]
+if TYPE_CHECKING:
+    from .handlers import Finished
+
+__all__ = ["HandlerPool"]
 
 
-class ParallelTaskPool:
+class HandlerPool:
     """A bounded budget of concurrently running handlers, plus thread and process executors.
 
     ``max_concurrency=None`` means no bound. ``max_threads`` sizes the thread executor (default:
@@ -49,10 +54,11 @@ class ParallelTaskPool:
         self.max_concurrency = max_concurrency
         self.in_use = 0
         self._waiters: deque[Callable[[], None]] = deque()
-        self._max_threads = max_threads or max(32, max_concurrency or 0)
+        self.max_threads = max_threads or max(32, max_concurrency or 0)
         self._max_processes = max_processes or os.cpu_count() or 1
         self._threads: ThreadPoolExecutor | None = None
-        self._processes: ProcessPoolExecutor | None = None
+        self._closed = False
+        self._processes: WorkerProcesses | None = None
 
     # The budget ------------------------------------------------------------------------------
 
@@ -65,12 +71,16 @@ class ParallelTaskPool:
         self.in_use += 1
         return True
 
-    def wait_for_slot(self, on_granted: Callable[[], None]) -> None:
-        """Call *on_granted* (soon, from the loop) once a slot is reserved for the caller.
+    def wait_for_slot(self, on_granted: Callable[[], None], *, first: bool = False) -> None:
+        """Call *on_granted* (soon, from the loop) once a slot is reserved for the caller;
+        *first*: ahead of every other waiter (a handler resuming work it had begun).
 
         The callee owns that slot and must :meth:`release` it, even if it no longer needs it.
         """
-        self._waiters.append(on_granted)
+        if first:
+            self._waiters.appendleft(on_granted)
+        else:
+            self._waiters.append(on_granted)
 
     def release(self) -> None:
         if self._waiters:
@@ -82,57 +92,59 @@ class ParallelTaskPool:
     # The executors ---------------------------------------------------------------------------
 
     def run_in_thread(
-        self, context: Context, fn: Callable[[Event], Any], event: Event
-    ) -> asyncio.Future[Any]:
+        self, context: Context, fn: Callable[[Event], Any], event: Event, finished: Finished
+    ) -> HandlerThread:
+        """Run *fn* on one of the pool's threads, in *context*; *finished* hears how it ends."""
+        if self._closed:
+            raise RuntimeClosed("cannot start a thread handler: the runtime is closed")
         if self._threads is None:
-            self._threads = ThreadPoolExecutor(self._max_threads, thread_name_prefix="cx-handler")
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._threads, context.run, fn, event)
+            self._threads = ThreadPoolExecutor(self.max_threads, thread_name_prefix="cx-handler")
+        return HandlerThread(self._threads, context, fn, event, finished)
 
     def run_in_process(
-        self, fn: Callable[[Event], Any], event: Event, context: ExecutionContext
+        self, fn: Callable[[Event], Any], name: str, event: Event, context: ExecutionContext
     ) -> asyncio.Future[Any]:
+        """Run *fn* (the handler called *name*) in a worker process; cancelling the future
+        terminates and replaces it."""
+        if self._closed:
+            raise RuntimeClosed("cannot start a cpu_bound handler: the runtime is closed")
         span = current_span()  # the handler's span, when traced: its context travels along
         trace = None if span is None else span.carrier()
         try:
-            job = pickle.dumps((fn, event, context, trace), protocol=pickle.HIGHEST_PROTOCOL)
+            job = pickle.dumps((fn, name, event, context, trace),
+                               protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             raise ProcessHandlerError(
-                f"cpu_bound handler {_describe(fn)} cannot be sent to a worker process: {exc}. "
+                f"cpu_bound handler {name!r} cannot be sent to a worker process: {exc}. "
                 "A cpu_bound handler must be a module-level function and its payload must be "
                 "picklable (plain dicts, lists, strings and numbers are)."
             ) from exc
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._process_executor(), run_pickled_job, job)
+        return self._worker_processes().submit(job, f"cpu_bound handler {name!r}")
 
-    def _process_executor(self) -> Executor:
+    def _worker_processes(self) -> WorkerProcesses:
         if self._processes is None:
-            methods = multiprocessing.get_all_start_methods()
-            method = "forkserver" if "forkserver" in methods else "spawn"
-            self._processes = ProcessPoolExecutor(
-                self._max_processes, mp_context=multiprocessing.get_context(method)
-            )
+            self._processes = WorkerProcesses(self._max_processes, run_pickled_job)
         return self._processes
 
     def warm_up_processes(self) -> None:
         """Start every worker process now, so the first calls do not pay for start-up."""
-        executor = self._process_executor()
-        for future in [executor.submit(os.getpid) for _ in range(self._max_processes * 2)]:
-            future.result()
+        self._worker_processes().start()
 
     def shutdown(self) -> None:
-        """Stop the executors; running thread work is left to finish on its own."""
+        """Stop the executors and refuse new work; running thread work is left to finish on
+        its own (a thread cannot be interrupted)."""
+        self._closed = True
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._threads = None
         if self._processes is not None:
-            self._processes.shutdown(wait=True, cancel_futures=True)
+            self._processes.shutdown()  # terminates them; reaped in the background
             self._processes = None
 
 
 def run_pickled_job(job: bytes) -> Any:
     """Worker-process side: restore the context, run the handler, return a picklable result."""
-    fn, event, context, trace = pickle.loads(job)
+    fn, name, event, context, trace = pickle.loads(job)
     set_context(context)
     with trace if trace is not None else contextlib.nullcontext():
         result = fn(event)
@@ -142,10 +154,7 @@ def run_pickled_job(job: bytes) -> Any:
         pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
         raise ProcessHandlerError(
-            f"cpu_bound handler {_describe(fn)} returned a value that cannot be sent back: {exc}"
+            f"cpu_bound handler {name!r} returned a value that cannot be sent back: {exc}"
         ) from None
     return result
 
-
-def _describe(fn: Callable[..., Any]) -> str:
-    return repr(getattr(fn, "__qualname__", fn))

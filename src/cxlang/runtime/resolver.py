@@ -1,34 +1,19 @@
 """HandlerParameterResolver: which handler parameters a call names, in declaration order.
 
-A parallel call names its parameters either directly (``{"analytics": "analytics.complete"}``)
-or, in a service call, as properties whose value is an :class:`EventRef` and as labelled entries
-of its ``handlers`` list (``handlers: [ audit: audit.log ]``). Unlabelled ``handlers`` entries
-are completion events, emitted with the consolidated payload afterwards.
+A parallel call names its parameters as a mapping (``{"analytics": "analytics.complete"}``) or
+as (name, event name) pairs. The resolver checks them once, so a call never starts with a
+parameter that cannot work. CX service calls are split by the compiler instead, at compile time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from .errors import HandlerParameterError
 from .events import EventPattern
+from .mapper import ERRORS_KEY
 
-__all__ = ["EventRef", "HandlerParameterResolver", "HandlerParameters", "ServiceCallPlan"]
-
-
-@dataclass(frozen=True, slots=True)
-class EventRef:
-    """A reference to an event, as a value: what the compiler makes of ``analytics.complete``.
-
-    ``payload`` is the custom payload of a ``handlers`` entry (``done { tag: "x" }``); ``label``
-    makes a ``handlers`` entry a parallel parameter (``audit: audit.log``).
-    """
-
-    name: str
-    payload: Mapping[str, Any] | None = None
-    label: str | None = None
+__all__ = ["HandlerParameterResolver", "HandlerParameters"]
 
 
 class HandlerParameters:
@@ -78,15 +63,6 @@ class HandlerParameters:
         return f"HandlerParameters({dict(self._events)!r})"
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceCallPlan:
-    """A service call's properties split three ways (see the module docstring)."""
-
-    properties: dict[str, Any]
-    parameters: HandlerParameters
-    completions: tuple[EventRef, ...]
-
-
 ParameterSpec = Mapping[str, str] | Iterable[tuple[str, str]] | HandlerParameters
 
 
@@ -104,6 +80,12 @@ class HandlerParameterResolver:
                     return HandlerParameters(spec)
             except TypeError:
                 pass  # something unhashable: the checks below explain what is wrong
+        if isinstance(spec, str | bytes) or not isinstance(spec, Iterable):
+            # A string is iterable too: without this, "a.b" would be refused as the pair 'a'.
+            what = f"the string {spec!r}" if isinstance(spec, str) else repr(spec)
+            raise HandlerParameterError(
+                'parameters must map names to event names, like {"result": "a.b"}; got ' + what
+            )
         items = spec.items() if isinstance(spec, Mapping) else spec
         pairs: list[tuple[str, str]] = []
         seen: set[str] = set()
@@ -113,39 +95,10 @@ class HandlerParameterResolver:
             pairs.append((name, event))
         return HandlerParameters(dict(pairs))
 
-    def plan(
-        self, properties: Mapping[str, Any], handlers_key: str = "handlers"
-    ) -> ServiceCallPlan:
-        """Split a service call's properties into plain values, parameters and completions."""
-        plain: dict[str, Any] = {}
-        pairs: list[tuple[str, str]] = []
-        completions: list[EventRef] = []
-        seen: set[str] = set()
-        for key, value in properties.items():
-            if key == handlers_key and isinstance(value, list | tuple):
-                for entry in value:
-                    if not isinstance(entry, EventRef):
-                        raise HandlerParameterError(
-                            f"'{handlers_key}' entries must be event references, got {entry!r}"
-                        )
-                    if entry.label is None:
-                        completions.append(entry)
-                    else:
-                        _check(entry.label, entry.name, seen)
-                        pairs.append((entry.label, entry.name))
-            elif isinstance(value, EventRef):
-                _check(key, value.name, seen)
-                pairs.append((key, value.name))
-            else:
-                plain[key] = value
-        return ServiceCallPlan(plain, HandlerParameters(dict(pairs)), tuple(completions))
-
 
 def _pair(item: object) -> tuple[str, str]:
     if isinstance(item, tuple | list) and len(item) == 2:
         name, event = item
-        if isinstance(event, EventRef):
-            event = event.name
         if isinstance(name, str) and isinstance(event, str):
             return name, event
     raise HandlerParameterError(
@@ -156,6 +109,12 @@ def _pair(item: object) -> tuple[str, str]:
 def _check(name: str, event: str, seen: set[str]) -> None:
     if not name:
         raise HandlerParameterError("a handler parameter needs a name; got an empty one")
+    if name == ERRORS_KEY:
+        raise HandlerParameterError(
+            f"handler parameter {name!r} is reserved: the consolidated payload keeps the "
+            f"failures of a call's parameters under {ERRORS_KEY!r}; give the parameter another "
+            "name"
+        )
     if name in seen:
         raise HandlerParameterError(
             f"handler parameter {name!r} is named twice; each parameter's result lands under its "

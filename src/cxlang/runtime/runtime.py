@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .bus import EventBus
 from .coordinator import BranchStream, ParallelHandlerCoordinator
-from .events import Event
+from .events import Event, check_event_name
 from .handlers import Handler, Subscription
 from .observe import TraceSpec, make_observer
 from .outcomes import ParallelExecutionResult
-from .pool import ParallelTaskPool
+from .pool import HandlerPool
 from .resolver import HandlerParameterResolver, ParameterSpec
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Runtime:
         max_depth: int | None = None,
         trace: TraceSpec = None,
     ) -> None:
-        self.pool = ParallelTaskPool(
+        self.pool = HandlerPool(
             max_concurrency, max_threads=max_threads, max_processes=max_processes
         )
         self.bus = EventBus(self.pool, max_queue=max_queue, max_events=max_events,
@@ -75,6 +75,7 @@ class Runtime:
         self.resolver = HandlerParameterResolver()
         self.observer = self.bus.observer = make_observer(trace)
         self.transport: NatsTransport | None = None
+        self._closed = False
         if bus is not None:
             from .distributed import attach  # noqa: PLC0415 - only a distributed bus pays
 
@@ -151,8 +152,18 @@ class Runtime:
         self, names: Iterable[str], payload: dict[str, Any] | None = None
     ) -> list[list[Any]]:
         """Deliver one payload to several events at once and wait for all their handlers."""
-        events = [self.bus.make_event(name, payload) for name in names]
-        return await self.coordinator.emit_parallel(events)
+        return await self.deliver((name, payload) for name in names)
+
+    async def deliver(
+        self, events: Iterable[tuple[str, dict[str, Any] | None]]
+    ) -> list[list[Any]]:
+        """Deliver each (name, payload) now, all at once, and wait for their handlers; each
+        event's handler results in subscription order."""
+        pairs = list(events)
+        for name, _ in pairs:
+            check_event_name(name)
+        made = [self.bus.make_event(name, payload) for name, payload in pairs]
+        return await self.coordinator.emit_parallel(made)
 
     async def run_until_idle(self) -> None:
         """Wait until nothing is queued and no handler the bus started is running."""
@@ -205,11 +216,16 @@ class Runtime:
             await self.transport.connect()
 
     async def aclose(self) -> None:
-        """Stop accepting events, cancel running handlers, send what is still queued to the
-        other processes, shut the pools down."""
+        """Refuse new work (``emit``, ``parallel``, ``publish``, ``as_completed`` then raise
+        :class:`RuntimeClosed`), cancel what is in flight and wait for it (a thread handler is
+        told through its context, not waited for: a thread cannot be interrupted), send what
+        is still queued to the other processes, shut the pools down. Closing twice is fine."""
+        if self._closed:
+            return
+        self._closed = True
         self.bus.close()
+        await self.coordinator.aclose()
         await self.bus.cancel_running()
-        self.coordinator.close()
         if self.transport is not None:
             await self.transport.close()
         self.pool.shutdown()

@@ -5,9 +5,9 @@
 2. If the call has parallel handler parameters, run them all at once over that payload
    (:meth:`cxlang.Runtime.parallel`), giving the consolidated payload.
 3. Emit to every completion event (the call's ``handlers``, else the service's default). With
-   parameters these emissions run in parallel and are waited for; without, they are queued in
-   order, each with the call's properties + ``result`` + its own custom payload (the plain,
-   backward-compatible path).
+   parameters these emissions run in parallel and are waited for (:meth:`cxlang.Runtime.deliver`);
+   without, they are queued in order, each with the call's properties + ``result`` + its own
+   custom payload (the plain, backward-compatible path).
 4. If a parameter failed or timed out, also emit the service's error event with
    ``{failedHandlers, errors}``.
 
@@ -62,7 +62,7 @@ class ServiceInvoker:
         A backend failure is not raised: it emits the service's error event and the value is
         ``None``, like any other failure the program can handle with an ``on`` handler.
         """
-        observer = self.runtime.bus.observer
+        observer = self.runtime.observer
         if observer is None:
             return await self._call(service, properties, parameters, completions)
         with observer.span("service", service):  # traced: a span around the whole call
@@ -95,15 +95,15 @@ class ServiceInvoker:
             max_concurrency=cap or self.max_concurrency,
             fail_fast=properties.get("failFast") is True,
         )
-        events = [self.runtime.bus.make_event(name, _with(consolidated.payload, custom))
-                  for name, custom in self._targets(spec, completions)]
         if consolidated.has_partial_failures and spec.error is not None:
             failures = consolidated.failures
             self.runtime.emit(spec.error, {
                 "failedHandlers": list(failures),
                 "errors": {name: f.to_payload() for name, f in failures.items()},
             })
-        await self.runtime.coordinator.emit_parallel(events)
+        await self.runtime.deliver(
+            (name, _with(consolidated.payload, custom))
+            for name, custom in self._targets(spec, completions))
         return consolidated.payload
 
     async def _ask(

@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..context import ExecutionContext
-from ..handlers import Subscription, start_handler
+from ..handlers import Running, Subscription, cancel_handler, start_handler
 from ..outcomes import Failure
 from .codec import Call, decode_call, encode_failure, encode_value
 
@@ -66,7 +66,7 @@ class CallServer:
             handler = start_handler(sub, call.event, context, self.bus.pool, report) \
                 if observer is None else observer.start_handler(
                     sub, call.event, context, self.bus.pool, report, remote=msg.headers)
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:
             report(None, exc)
         if handler is None or ended.done():
             await self._reply(msg, self._reply_body(call, sub, *ended.result()))
@@ -78,17 +78,17 @@ class CallServer:
         task.add_done_callback(self.running.discard)
 
     async def _finish(self, msg: Msg, call: Call, sub: Subscription,
-                      handler: asyncio.Future[Any],
+                      handler: Running,
                       ended: asyncio.Future[tuple[Any, BaseException | None]]) -> None:
         try:
             value, error = await asyncio.wait_for(ended, self.timeout)
         except TimeoutError:
-            handler.cancel()
+            cancel_handler(handler, _ignore)
             body = encode_failure(Failure(
                 "timeout", f"{sub.name} did not finish within {self.timeout:g} s (handling "
                            f"{call.event.name!r}) and was cancelled"))
         except asyncio.CancelledError:
-            handler.cancel()
+            cancel_handler(handler, _ignore)
             raise  # this process is closing: the caller's own timeout will tell
         else:
             body = self._reply_body(call, sub, value, error)
@@ -123,3 +123,7 @@ class CallServer:
             task.cancel()
         if self.running:
             await asyncio.wait(list(self.running))
+
+
+def _ignore(value: Any, error: BaseException | None) -> None:
+    """The end of a handler this server stopped waiting for: its reply has gone already."""

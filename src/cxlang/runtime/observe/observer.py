@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..handlers import Finished, start_handler
+from ..handlers import Finished, Running, start_handler
 from ..outcomes import BranchOutcome, Failure
 from .span import Propagator, Sink, Span, SpanKind, _current
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..context import ExecutionContext
     from ..events import Event
     from ..handlers import Subscription
-    from ..pool import ParallelTaskPool
+    from ..pool import HandlerPool
 
 __all__ = ["Observer"]
 
@@ -136,10 +136,10 @@ class Observer:
         sub: Subscription,
         event: Event,
         context: ExecutionContext,
-        pool: ParallelTaskPool,
+        pool: HandlerPool,
         finished: Finished,
         remote: Mapping[str, str] | None = None,
-    ) -> asyncio.Future[Any] | None:
+    ) -> Running | None:
         """:func:`~cxlang.runtime.handlers.start_handler` inside a handler span.
 
         *remote*: trace headers of a call from another process, the span's parent there.
@@ -164,7 +164,12 @@ class Observer:
         entered = None if self.propagator is None else self.propagator.enter(span)
         end = _SpanEnd(self, span, event, finished)
         try:
-            return start_handler(sub, event, context, pool, end)
+            running = start_handler(sub, event, context, pool, end)
+            if isinstance(running, asyncio.Future):
+                # A task cancelled before its first step never reports from inside: its
+                # span ends with the task.
+                running.add_done_callback(end.on_done)
+            return running
         except BaseException as exc:
             end.close_span(exc)  # it failed at once: the caller reports it
             raise
@@ -248,6 +253,11 @@ class _SpanEnd:
     def __call__(self, value: Any, error: BaseException | None) -> None:
         self.close_span(error)
         self.finished(value, error)
+
+    def on_done(self, future: asyncio.Future[Any]) -> None:
+        if not self.ended:
+            self.close_span(asyncio.CancelledError() if future.cancelled() else
+                            future.exception())
 
     def close_span(self, error: BaseException | None) -> None:
         if not self.ended:  # after a cancel a second report can come; the first one counts
