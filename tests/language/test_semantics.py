@@ -115,6 +115,11 @@ def test_emit_forms_and_payload_copies() -> None:
                  'emit a.b { v: 1 }; emit a.c, { w: 2 }; emit a.c;') == ["9", "1", '{"w": 2}', "{}"]
 
 
+def test_a_handler_parameter_holds_the_payload_even_if_a_var_redeclares_it_later() -> None:
+    assert lines('on a.b (e) { print(e.n); if (e.n > 1) { var e = "shadow"; } print(e); }\n'
+                 'emit a.b { n: 1 }; emit a.b { n: 2 };') == ["1", '{"n": 1}', "2", "shadow"]
+
+
 def test_system_start_is_emitted_after_the_top_level() -> None:
     assert lines('on system.start { print("start"); }\nprint("top");') == ["top", "start"]
 
@@ -209,6 +214,16 @@ def test_parallel_parameters_with_failure_and_timeout() -> None:
     assert error["errors"]["bad"]["type"] == "error"
 
 
+def test_error_event_is_queued_before_the_completions_run() -> None:
+    # Completions are delivered at once; the error event, queued first, precedes their emits.
+    assert lines('think { prompt: "p", none: q.zero, handlers: [ d.done, e.done ] };\n'
+                 'on d.done (e) { print("complete d"); emit after; }\n'
+                 'on e.done (e) { print("complete e"); }\n'
+                 'on thinking.error (e) { print("error " + e.failedHandlers); }\n'
+                 'on after (e) { print("after"); }') == [
+        "complete d", "complete e", 'error ["none"]', "after"]
+
+
 def test_consolidated_payload_reaches_every_completion_event() -> None:
     out = lines('on w.a (e) { return "A"; }\n'
                 'think { prompt: "p", a: w.a, handlers: [ one.done, two.done { tag: 2 } ] };\n'
@@ -267,6 +282,16 @@ def test_service_expression_with_parameters_gives_the_consolidated_payload() -> 
                  ' }\nemit go;') == ["Thought about: inner p", "Thought about: p"]
 
 
+def test_a_handler_sets_properties_of_its_own_event_and_shares_what_is_inside_it() -> None:
+    """docs/language.md: the top level of a parameter's payload is each handler's own; the
+    arrays and objects inside it are shared, as every CX array is."""
+    assert lines('on a.go (e) { e.tag = "a"; e.items.push(9); return 1; }\n'
+                 'on b.go (e) { await { durationMs: 10 }; print(e.tag, e.items.length); }\n'
+                 'on done.x (e) { print(e.tag, e.items.length); }\n'
+                 'think { prompt: "x", tag: "orig", items: [1], a: a.go, b: b.go, '
+                 'handlers: [ done.x ] };') == ["orig 2", "orig 2"]
+
+
 def test_service_expression_at_the_top_level() -> None:
     assert lines('var r = infer { data: "x" };\nprint(r);') == ["Inferred from: x"]
 
@@ -313,6 +338,12 @@ def test_handlers_are_subscribed_before_realize_runs() -> None:
 
 def test_realize_with_a_config_parameter() -> None:
     assert lines('object T { realize(cfg: object) { print(cfg.n); print(self.n); } }\n'
+                 'var t = new T({ n: 3 });') == ["3", "3"]
+
+
+def test_realize_parameters_hold_their_values_even_if_a_var_redeclares_them() -> None:
+    assert lines('object T { realize(cfg: object) { print(cfg.n);\n'
+                 '  if (cfg.n > 5) { var cfg = 0; } print(cfg.n); } }\n'
                  'var t = new T({ n: 3 });') == ["3", "3"]
 
 

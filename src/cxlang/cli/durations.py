@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 
-__all__ = ["duration"]
+__all__ = ["duration", "time_limit"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m)?\s*$")
@@ -20,3 +20,14 @@ def duration(text: str) -> float:
         )
     number, unit = match.groups()
     return float(number) * _UNITS[unit or "s"]
+
+
+def time_limit(text: str) -> float:
+    """A time limit in seconds, for argparse: a duration of more than 0 (a run given no time at
+    all would stop before its first line; leave the flag out for no limit)."""
+    seconds = duration(text.strip().removeprefix("-"))  # "-1" is read, to say why it is wrong
+    if seconds <= 0 or text.strip().startswith("-"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} leaves the run no time; give a duration above 0, like 500ms or 10s, "
+            "or leave --timeout out for no time limit")
+    return seconds

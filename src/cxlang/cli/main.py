@@ -23,7 +23,7 @@ from ..services import BackendSettings, ConfigError, backend_names, load_setting
 from ..services.availability import backend_statuses, render_statuses
 from ..syntax import CxError
 from . import trace_command
-from .durations import duration
+from .durations import duration, time_limit
 from .observing import add_observation_arguments, apply_observation
 from .quantities import count, size
 
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "a .gguf path for llama")
     run.add_argument("--latency", type=duration, default=0.0, metavar="DURATION",
                      help="make every call of the local backend take this long, e.g. 30ms")
-    run.add_argument("--timeout", type=duration, default=math.inf, metavar="SECONDS",
+    run.add_argument("--timeout", type=time_limit, default=math.inf, metavar="SECONDS",
                      help="stop the run after this long (exit code 3)")
 
     run.add_argument("--sequential", action="store_true",
@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--model", help="the model, as for cx run")
     worker.add_argument("--latency", type=duration, default=0.0, metavar="DURATION",
                         help="make every call of the local backend take this long")
-    worker.add_argument("--timeout", type=duration, default=math.inf, metavar="SECONDS",
+    worker.add_argument("--timeout", type=time_limit, default=math.inf, metavar="SECONDS",
                         help="stop serving after this long (exit code 3); else SIGINT/SIGTERM")
     worker.add_argument("--group", help="the queue group to share events and calls with "
                                         "(default: cx-worker-<program name>)")

@@ -11,12 +11,13 @@ import asyncio
 import functools
 import traceback
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from types import CodeType, FrameType
 from typing import Any, TextIO
 
 from ..compiler import PRELUDE, CompiledProgram, CxRuntimeError, Entity, display
 from ..compiler.prelude import bounded_prelude, size_of, too_large
-from ..runtime import Event, Runtime, Subscription
+from ..runtime import Event, QueueFull, Runtime, Subscription
 from ..runtime.limits import LimitExceeded
 from ..runtime.resolver import HandlerParameters
 from ..services import ServiceInvoker
@@ -24,6 +25,7 @@ from ..syntax import Span
 
 __all__ = ["ProgramHost"]
 
+_ENTITY = "\0entity\0"  # in a description, where the instance (or its type) goes
 CONSOLE_WRITE = "system.console.write"
 SHUTDOWN = "system.shutdown"
 START = "system.start"
@@ -53,6 +55,9 @@ class ProgramHost:
         self.halted: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # limit
         self.max_payload = max_payload
         self.calls: set[asyncio.Task[Any]] = set()
+        self.over = False  # the run has ended: what fails from here on is its teardown
+        self._in_top_level = False
+        self._queue_full_at: set[tuple[str, int]] = set()  # where a full queue was reported
         self._instances: dict[str, int] = {}
         self.namespace: dict[str, Any] = {
             "__builtins__": {},
@@ -69,6 +74,8 @@ class ProgramHost:
                      *(h for entity in program.entities.values() for h in entity.handlers)]:
             self.namespace[info.function].__qualname__ = \
                 f"handler at {program.source.name}:{info.line}"
+        self.codes = frozenset(_code_objects(program.code))
+        self._functions = self._describe_functions()
         # Compiled handlers use no task-bound API (services run their I/O in tasks of their
         # own), so they take the cheapest start: inline, with a task only once they wait.
         self.subscriptions: list[Subscription] = [
@@ -77,10 +84,13 @@ class ProgramHost:
         ]
 
     async def run_top_level(self) -> None:
+        self._in_top_level = True
         try:
             await self.namespace[self.program.main]()
         except Exception as exc:
             self.report(exc, "at the top level")
+        finally:
+            self._in_top_level = False
 
     # Called by compiled code -----------------------------------------------------------------
 
@@ -154,14 +164,61 @@ class ProgramHost:
 
     def still_running(self) -> list[str]:
         """What keeps the run going, each kind once with its count (there may be thousands)."""
-        counts = Counter(self.runtime.bus.running_handlers())
-        running = [what if n == 1 else f"{what} x {n:,}" for what, n in counts.most_common(5)]
+        bus = self.runtime.bus
+        counts = Counter(bus.running_handlers())
+        running = ["the top level"] if self._in_top_level else []
+        running += [what if n == 1 else f"{what} x {n:,}" for what, n in counts.most_common(5)]
         if len(counts) > 5:
             running.append(f"{sum(counts.values()) - sum(n for _, n in counts.most_common(5)):,}"
                            " more")
         if self.calls:
-            running.append(f"{len(self.calls)} service call(s)")
+            running.append(f"{len(self.calls):,} service call(s)")
+        if not counts and not bus.idle:  # handlers that end at once, and events still queued
+            running.append(f"events still queued ({bus.handled:,} handled so far)")
         return running
+
+    def where(self, frame: FrameType) -> str:
+        """The part of the program running in *frame*, one of its own, as its source names it:
+        ``handler at prog.cx:3 (on tick.go)``, ``realize of Sensor#1 at prog.cx:7``."""
+        for running in _outwards(frame):
+            known = self._functions.get(running.f_code)
+            if known is None:
+                continue  # code nested in a function (a comprehension, say)
+            described, entity = known
+            if entity is None:
+                return described
+            instance = running.f_locals.get("v_self")
+            return described.replace(_ENTITY, instance.id if isinstance(instance, Entity)
+                                     else entity)
+        return f"the program at {self.program.source.name}:{frame.f_lineno}"
+
+    def halt(self) -> None:
+        """Stop the run now, on purpose: no handler of the program starts any more, no event is
+        dispatched, and what fails from here on is not reported."""
+        self.over = True
+        for sub in self.subscriptions:
+            sub.cancel()
+        self.runtime.bus.close()
+
+    def _describe_functions(self) -> dict[CodeType, tuple[str, str | None]]:
+        """Each generated function's code: what the source calls it, and its entity type."""
+        source = self.program.source.name
+        described: dict[CodeType, tuple[str, str | None]] = {
+            self.namespace[self.program.main].__code__: ("the top level", None)}
+        for handler in self.program.handlers:
+            described[self.namespace[handler.function].__code__] = \
+                (f"handler at {source}:{handler.line} (on {handler.pattern})", None)
+        for entity in self.program.entities.values():
+            for handler in entity.handlers:
+                described[self.namespace[handler.function].__code__] = (
+                    f"handler at {source}:{handler.line} (on {handler.pattern}) of {_ENTITY}",
+                    entity.name)
+            for part, function in (("realize", entity.realize), ("the fields", entity.fields)):
+                if function is not None:
+                    code = self.namespace[function].__code__
+                    described[code] = (f"{part} of {_ENTITY} at {source}:{code.co_firstlineno}",
+                                       entity.name)
+        return described
 
     # Reporting -------------------------------------------------------------------------------
 
@@ -192,7 +249,10 @@ class ProgramHost:
         """Print a run-time error at its CX position: ``file:line:col: message``.
 
         A limit reached (or memory exhausted) is no error of the program's code: it stops the
-        run, which reports it once."""
+        run, which reports it once. Nor is what happens to the program as its run is stopped (a
+        cancellation, the time limit's interrupt, a handler that finds the runtime closed)."""
+        if self.over or not isinstance(exc, Exception):
+            return
         if isinstance(exc, MemoryError):
             exc = LimitExceeded("memory", "the process ran out of memory", 0,
                                 "set a lower --max-memory, so that the watchdog stops the run "
@@ -207,11 +267,20 @@ class ProgramHost:
             self.runtime.bus.trip(exc)
             return
         self.errors += 1
-        message = str(exc) if isinstance(exc, CxRuntimeError) else \
-            f"{type(exc).__name__}: {exc}"
         source = self.program.source
         frames = [f for f in traceback.extract_tb(exc.__traceback__)
                   if f.filename == source.name and f.lineno]
+        if isinstance(exc, QueueFull):
+            # The library's advice (emit_async, max_queue) means nothing to a CX program.
+            place = (where, frames[-1].lineno or 0) if frames else (where, 0)
+            if place in self._queue_full_at:
+                return  # every emit there fails alike until the queue drains: said once
+            self._queue_full_at.add(place)
+            message = (f"event queue full ({self.runtime.bus.max_queue:,} events waiting): the "
+                       "program emits faster than its handlers finish")
+        else:
+            message = str(exc) if isinstance(exc, CxRuntimeError) else \
+                f"{type(exc).__name__}: {exc}"
         text = f"runtime error {where}: {message}"
         if frames:
             frame = frames[-1]
@@ -223,3 +292,17 @@ class ProgramHost:
         else:
             self.err.write(f"{source.name}: {text}\n")
         self.err.flush()
+
+
+def _code_objects(code: CodeType) -> Iterator[CodeType]:
+    """*code* and every function or comprehension compiled inside it."""
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            yield from _code_objects(constant)
+
+
+def _outwards(frame: FrameType | None) -> Iterator[FrameType]:
+    while frame is not None:
+        yield frame
+        frame = frame.f_back

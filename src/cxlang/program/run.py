@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import math
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -21,7 +19,9 @@ from ..runtime.limits import LimitExceeded
 from ..services import BackendSettings, BackendUnavailableError, ServiceInvoker, create_backend
 from ..syntax import CxError
 from .event_loop import LoopChoice, LoopUnavailableError, loop_factory
+from .exit_codes import ExitCode
 from .host import START, ProgramHost
+from .interrupts import Interrupts, MemoryLimitReached, RunInterrupted, TimeLimitReached
 from .observation import ObservationError, RunObservation
 from .watchdog import MemoryWatchdog, default_max_memory
 
@@ -34,14 +34,6 @@ DEFAULT_MAX_DEPTH = 10_000  # causal hops: a pipeline is tens deep, a self-emitt
 DEFAULT_MAX_PAYLOAD = 10_000_000  # bytes in one string, array or event payload
 LIMIT_FLAGS = {"event": "--max-events", "depth": "--max-depth", "payload": "--max-payload",
                "memory": "--max-memory"}
-
-
-class ExitCode(enum.IntEnum):
-    OK = 0
-    RUNTIME_ERROR = 1
-    BAD_PROGRAM = 2
-    TIME_LIMIT = 3
-    LIMIT = 4  # a run limit: events, depth, payload size or memory
 
 
 @dataclass
@@ -70,7 +62,10 @@ class RunOptions:
     loop: LoopChoice = "asyncio"  # cx run: auto (uvloop when installed)
 
 
-async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode:
+async def run_program(program: CompiledProgram, options: RunOptions,
+                      interrupts: Interrupts | None = None) -> ExitCode:
+    """Run *program* on the running loop; *interrupts* (installed by :func:`run_source` on the
+    main thread) stop it even if its code never lets the loop run."""
     try:
         observation = RunObservation(program.source.name, options.out, trace=options.trace,
                                      progress=options.progress)
@@ -95,33 +90,36 @@ async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode
     host = ProgramHost(program, runtime, services, observation.out, options.err,
                        max_payload=options.max_payload)
     started = time.perf_counter()
-    watchdog = _watchdog(options, runtime)
+    watchdog = _watchdog(options, runtime, interrupts)
     observation.start(runtime)
+    armed = interrupts.armed(host, options.timeout) if interrupts is not None \
+        else contextlib.nullcontext()
     try:
-        async with asyncio.timeout(None if math.isinf(options.timeout) else options.timeout):
-            await runtime.connect()
-            await host.run_top_level()
-            if not host.halted.done():
-                if options.worker:
-                    await _report_ready(runtime, program, options)
-                elif not host.started:
-                    runtime.emit(START, {})
-                serving = options.serve or options.worker
-                idle = asyncio.ensure_future(_signalled() if serving else host.until_idle())
-                await asyncio.wait([idle, host.shutdown, host.halted],
-                                   return_when=asyncio.FIRST_COMPLETED)
-                idle.cancel()
+        with armed:
+            async with asyncio.timeout(None if math.isinf(options.timeout) else options.timeout):
+                await runtime.connect()
+                await host.run_top_level()
+                if not host.halted.done():
+                    if options.worker:
+                        await _report_ready(runtime, program, options)
+                    elif not host.started:  # waiting for room: the top level may fill the queue
+                        await runtime.emit_async(START, {})
+                    serving = options.serve or options.worker
+                    idle = asyncio.ensure_future(_signalled() if serving else host.until_idle())
+                    await asyncio.wait([idle, host.shutdown, host.halted],
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    idle.cancel()
     except LimitExceeded:
         pass  # reported below, from the bus, which the first limit reached tripped
     except BusUnavailable as exc:
         options.err.write(f"cx: {exc}\n")
         return ExitCode.BAD_PROGRAM
     except TimeoutError:
-        running = ", ".join(host.still_running()) or "nothing (the queue was still full)"
-        options.err.write(f"{program.source.name}: time limit of {options.timeout:g} s reached; "
-                          f"still running: {running}\n")
+        if interrupts is None or interrupts.stopped is None:  # else run_source reports it
+            _report_time_limit(program.source.name, options, host.still_running())
         return ExitCode.TIME_LIMIT
     finally:
+        host.over = True  # what fails from here on fails because the run is being torn down
         if watchdog is not None:
             watchdog.stop()
         for call in list(host.calls):
@@ -142,6 +140,12 @@ async def run_program(program: CompiledProgram, options: RunOptions) -> ExitCode
     return ExitCode.RUNTIME_ERROR if host.errors else ExitCode.OK
 
 
+def _report_time_limit(name: str, options: RunOptions, running: list[str]) -> None:
+    what = ", ".join(running) or "nothing (the program was waiting for events)"
+    options.err.write(f"{name}: time limit of {options.timeout:g} s reached; still running: "
+                      f"{what}\n")
+
+
 def _report_limit(exc: LimitExceeded, name: str, options: RunOptions) -> None:
     # A limit of 0 is no configured one (the stack, the machine): its own hint says what to do.
     flag = LIMIT_FLAGS.get(exc.kind)
@@ -151,13 +155,12 @@ def _report_limit(exc: LimitExceeded, name: str, options: RunOptions) -> None:
     options.err.write(f"{name}: {exc.again(hint)}\n")
 
 
-def _watchdog(options: RunOptions, runtime: Runtime) -> MemoryWatchdog | None:
+def _watchdog(options: RunOptions, runtime: Runtime,
+              interrupts: Interrupts | None) -> MemoryWatchdog | None:
     """The memory watchdog of this run, started; None without a memory limit."""
     if not options.max_memory:
         return None
-    on_main = threading.current_thread() is threading.main_thread()
-    interrupt = _interrupt_main if on_main and \
-        signal.getsignal(signal.SIGUSR1) is _raise_memory_limit else None
+    interrupt = interrupts.memory if interrupts is not None and interrupts.installed else None
     watchdog = MemoryWatchdog(options.max_memory, asyncio.get_running_loop(), runtime.bus.trip,
                               interrupt, hint="--max-memory")
     watchdog.start()
@@ -210,79 +213,41 @@ def run_source(text: str, filename: str, options: RunOptions) -> ExitCode:
     except LoopUnavailableError as exc:
         options.err.write(f"cx: {exc}\n")
         return ExitCode.BAD_PROGRAM
-    try:
-        with _hard_deadline(options.timeout + _GRACE), _memory_interrupt(), \
-                asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(run_program(program, options))
-    except _MemoryLimit as stop:
-        _report_limit(stop.limit, filename, options)
-        return ExitCode.LIMIT
-    except _TimeLimit:
-        options.err.write(f"{filename}: time limit of {options.timeout:g} s reached while the "
-                          "program was computing without pause (a loop that never waits?)\n")
-        return ExitCode.TIME_LIMIT
+    interrupts = Interrupts()
+    with interrupts.install(), asyncio.Runner(loop_factory=factory) as runner:
+        try:
+            code = runner.run(run_program(program, options, interrupts))
+        except (RunInterrupted, RuntimeError, asyncio.CancelledError):
+            # Interrupted; or, the loop stopped after a turn, "stopped before the future
+            # completed" (or, on uvloop, after the cancelled main task ended): same report.
+            if interrupts.stopped is None:
+                raise
+        else:
+            if interrupts.stopped is None:
+                return code
+        stop = interrupts.stopped
+        if isinstance(stop, MemoryLimitReached):
+            _report_limit(stop.limit, filename, options)
+        else:
+            assert isinstance(stop, TimeLimitReached)  # the only other way a run is stopped
+            _report_time_limit(filename, options, stop.running)
+        _wind_down(runner.get_loop())
+        return ExitCode.LIMIT if isinstance(stop, MemoryLimitReached) else ExitCode.TIME_LIMIT
 
 
-_GRACE = 0.25  # the event loop's own timeout gets the first chance to end a run cleanly
+_WIND_DOWN = 5.0  # seconds for a stopped run's cancelled tasks to end (they take milliseconds)
 
 
-class _TimeLimit(BaseException):
-    """Raised by the alarm into code that never gives the event loop a chance to time out."""
-
-
-@contextlib.contextmanager
-def _hard_deadline(seconds: float) -> Iterator[None]:
-    """A busy loop (``while (true) {}``) never yields to asyncio, so its timeout cannot fire;
-    a real-time alarm interrupts it instead. Only the main thread can receive signals."""
-    usable = (math.isfinite(seconds) and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
-    if not usable:
-        yield
-        return
-
-    def alarm(signum: int, frame: object) -> None:
-        raise _TimeLimit
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-class _MemoryLimit(BaseException):
-    """Raised by the memory watchdog's signal into code that never lets the loop trip it."""
-
-    def __init__(self, limit: LimitExceeded) -> None:
-        super().__init__(str(limit))
-        self.limit = limit
-
-
-_interrupts: list[LimitExceeded] = []  # the limit the watchdog signals about, for the handler
-
-
-def _interrupt_main(exc: LimitExceeded) -> None:
-    """Called on the watchdog's thread: make the main thread raise, even in a busy loop."""
-    _interrupts.append(exc)
-    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
-
-
-def _raise_memory_limit(signum: int, frame: object) -> None:
-    if _interrupts:
-        raise _MemoryLimit(_interrupts.pop())
-
-
-@contextlib.contextmanager
-def _memory_interrupt() -> Iterator[None]:
-    """Let the memory watchdog interrupt the main thread with SIGUSR1 during the run."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGUSR1, _raise_memory_limit)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
-        _interrupts.clear()
+def _wind_down(loop: asyncio.AbstractEventLoop) -> None:
+    """Let the tasks of a run that was stopped end (the stop cancelled them all), so that the
+    program's own teardown runs: output flushed, trace written, connections closed. One that
+    does not end in time has its coroutine closed, so that closing the loop cannot hang on it
+    (and no coroutine is left unawaited)."""
+    tasks = asyncio.all_tasks(loop)
+    if tasks:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=_WIND_DOWN))
+    for task in asyncio.all_tasks(loop):
+        coro = task.get_coro()
+        if coro is not None:
+            with contextlib.suppress(RuntimeError):  # one that awaits as it is closed
+                coro.close()

@@ -47,8 +47,8 @@ class MemoryWatchdog:
     """Watches the resident set size between :meth:`start` and :meth:`stop`.
 
     *trip* is called on the event loop's thread with the :class:`LimitExceeded`; *interrupt*,
-    called from the watchdog's thread a moment later if the run is still over the bound, must
-    make the main thread stop (the program layer raises into it with a signal).
+    called from the watchdog's thread a moment later and every moment after, until the run
+    stops, must make the main thread stop (the program layer signals it).
     """
 
     def __init__(
@@ -94,8 +94,11 @@ class MemoryWatchdog:
             self.loop.call_soon_threadsafe(self.trip, exc)
         except RuntimeError:
             return  # the loop is closed: the run is over
-        # A loop that never waits never runs the trip: give it a moment, then interrupt it.
-        if self._stop.wait(10 * CHECK_INTERVAL) or self.interrupt is None:
+        # A loop that never waits never runs the trip: give it a moment, then interrupt it,
+        # and again while it runs on (the first interrupt may find none of the program's code
+        # running; the next one ends the loop's turn).
+        if self.interrupt is None:
             return
-        self.interrupt(exc)
+        while not self._stop.wait(10 * CHECK_INTERVAL):
+            self.interrupt(exc)
 
