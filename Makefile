@@ -30,10 +30,13 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/cx bench
 
-# The long run of the pipeline fuzzers (make test runs a short one): Hypothesis, then atheris
-# (coverage-guided, seeded with the examples) where it installs.
+# The long run of the pipeline fuzzers and of the coordinator's conformance scenarios (make test
+# runs short ones): Hypothesis, the scenarios, then atheris (coverage-guided, seeded with the
+# examples) where it installs.
 fuzz: $(STAMP)
 	CX_FUZZ_EXAMPLES=5000 $(BIN)/python -m pytest -q tests/fuzz
+	CX_CONFORMANCE_SCENARIOS=5000 CX_CONFORMANCE_SEED=100000 \
+		$(BIN)/python -m pytest -q tests/runtime/test_conformance.py
 	if $(BIN)/python -m pip install --quiet atheris; then \
 		mkdir -p .fuzz-corpus && cp examples/*.cx .fuzz-corpus/ && \
 		$(BIN)/python tests/fuzz/atheris_pipeline.py -runs=20000 .fuzz-corpus; \
