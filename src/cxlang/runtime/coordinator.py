@@ -454,13 +454,13 @@ class _Handlers:
                 if self.observer is None \
                 else self.observer.start_handler(sub, event, unit, self.pool, unit)
         except BaseException as exc:  # it failed at once, CancelledError included
-            coordinator._first_steps -= 1
             unit._settled = True
             self._settle(unit, None, exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise  # as asyncio does: they stop the loop
             return
-        coordinator._first_steps -= 1
+        finally:
+            coordinator._first_steps -= 1
         if future is not None and not unit._settled:
             unit._future = future
             if self.deadline_group is not None:

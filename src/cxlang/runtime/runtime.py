@@ -75,7 +75,6 @@ class Runtime:
         self.resolver = HandlerParameterResolver()
         self.observer = self.bus.observer = make_observer(trace)
         self.transport: NatsTransport | None = None
-        self._closed = False
         if bus is not None:
             from .distributed import attach  # noqa: PLC0415 - only a distributed bus pays
 
@@ -220,9 +219,8 @@ class Runtime:
         :class:`RuntimeClosed`), cancel what is in flight and wait for it (a thread handler is
         told through its context, not waited for: a thread cannot be interrupted), send what
         is still queued to the other processes, shut the pools down. Closing twice is fine."""
-        if self._closed:
+        if self.coordinator.closed:
             return
-        self._closed = True
         self.bus.close()
         await self.coordinator.aclose()
         await self.bus.cancel_running()
