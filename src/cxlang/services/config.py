@@ -19,6 +19,9 @@ from typing import Any
 __all__ = ["BackendSettings", "ConfigError", "find_config", "load_settings"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Tokens an answer may have when the call sets no maxTokens: a base model never stops on its
+# own, and one that runs to the end of its context fails instead of answering.
+DEFAULT_MAX_TOKENS = 256
 
 
 class ConfigError(ValueError):
@@ -37,6 +40,8 @@ class BackendSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     max_concurrency: int = 8  # requests in flight per backend; more wait their turn
+    max_tokens: int = DEFAULT_MAX_TOKENS  # an answer's length when a call sets no maxTokens
+    threads: int | None = None  # llama: the model's CPU threads (None: one per core)
     max_retries: int = 4
     retry_delay: float = 0.5  # the first retry's backoff window; it doubles per retry, to 8 s
     source: str = "default"  # where ``backend`` came from, for ``cx backends``
@@ -45,8 +50,9 @@ class BackendSettings:
 _FILE_KEYS: dict[str, type] = {
     "backend": str, "model": str, "embedding_model": str, "base_url": str,
     "connect_timeout": float, "read_timeout": float, "max_concurrency": int, "max_retries": int,
-    "retry_delay": float,
+    "retry_delay": float, "max_tokens": int, "threads": int,
 }
+_AT_LEAST_ONE = frozenset({"max_concurrency", "max_tokens", "threads"})
 _ENV = {"CX_BACKEND": "backend", "CX_MODEL": "model", "CX_EMBEDDING_MODEL": "embedding_model",
         "OPENAI_BASE_URL": "base_url", "OPENAI_API_KEY": "api_key"}
 
@@ -119,8 +125,8 @@ def _checked(where: str, key: str, kind: type, value: Any) -> Any:
         expected = "a positive number of seconds"
     elif kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        ok = ok and (value >= 1 or key != "max_concurrency")
-        expected = "a whole number" + (" of at least 1" if key == "max_concurrency" else " >= 0")
+        ok = ok and (value >= 1 or key not in _AT_LEAST_ONE)
+        expected = "a whole number" + (" of at least 1" if key in _AT_LEAST_ONE else " >= 0")
     else:
         ok = isinstance(value, str) and bool(value)
         expected = "a non-empty string"
