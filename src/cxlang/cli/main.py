@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
                           "else cx.toml, else local; see cx backends)")
     run.add_argument("--model", help="the model: a name for openai (default: CX_MODEL), "
                                      "a .gguf path for llama")
+    _threads_argument(run)
     run.add_argument("--latency", type=duration, default=0.0, metavar="DURATION",
                      help="make every call of the local backend take this long, e.g. 30ms")
     run.add_argument("--timeout", type=time_limit, default=math.inf, metavar="SECONDS",
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--backend", choices=backend_names(),
                         help="the model backend behind the AI services, as for cx run")
     worker.add_argument("--model", help="the model, as for cx run")
+    _threads_argument(worker)
     worker.add_argument("--latency", type=duration, default=0.0, metavar="DURATION",
                         help="make every call of the local backend take this long")
     worker.add_argument("--timeout", type=time_limit, default=math.inf, metavar="SECONDS",
@@ -129,6 +131,24 @@ def _run(args: argparse.Namespace) -> int:
     return run_source(text, name, options)
 
 
+def _threads_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--threads", type=_thread_count, metavar="N",
+                         help="llama: the CPU threads the model computes on (default: threads "
+                              "in cx.toml, else one per core; fewer on a busy machine)")
+
+
+def _thread_count(text: str) -> int:
+    """A number of threads for argparse: 0 would leave the model nothing to run on."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of threads; write a whole "
+                                         "number of at least 1, e.g. 2")
+    return value
+
+
 def _loop_argument(command: argparse.ArgumentParser) -> None:
     command.add_argument("--loop", choices=LOOPS, default="auto",
                          help="the event loop: uvloop when installed (auto, the default; "
@@ -179,7 +199,8 @@ def _apply_limits(args: argparse.Namespace, options: RunOptions, *, serving: boo
 def _settings(args: argparse.Namespace) -> BackendSettings | None:
     """Backend settings from the flags, the environment and cx.toml; None after an error."""
     try:
-        return load_settings(backend=getattr(args, "backend", None), model=args.model)
+        return load_settings(backend=getattr(args, "backend", None), model=args.model,
+                             threads=getattr(args, "threads", None))
     except ConfigError as exc:
         print(f"cx: {exc}", file=sys.stderr)
         return None

@@ -75,6 +75,7 @@ def load_settings(
     *,
     backend: str | None = None,
     model: str | None = None,
+    threads: int | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> BackendSettings:
@@ -93,6 +94,8 @@ def load_settings(
         settings = replace(settings, backend=backend, source="--backend")
     if model is not None:
         settings = replace(settings, model=model)
+    if threads is not None:
+        settings = replace(settings, threads=threads)
     return replace(settings, base_url=settings.base_url.rstrip("/"))
 
 

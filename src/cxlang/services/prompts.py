@@ -96,10 +96,13 @@ def completion_prompt(request: ServiceRequest) -> tuple[str, list[str]]:
     if context:
         head += f"Context: {context}\n\n"
     if request.service == "chat":
+        history = request.properties.get("messages")
         turns = [f"{'User' if m['role'] == 'user' else 'Assistant'}: {m['content']}"
-                 for m in _history(request.properties.get("messages") or [])
-                 if m["role"] != "system"]
-        turns.append(f"User: {request.prompt}")
+                 for m in _history(history or []) if m["role"] != "system"]
+        # As in chat_messages: without a prompt of its own the call answers the history's
+        # last turn, and an empty user turn there would leave the model nothing to answer.
+        if request.prompt or history is None:
+            turns.append(f"User: {request.prompt}")
         return head + "\n".join(turns) + "\nAssistant:", ["\nUser:", "\n\n"]
     task, answer = _LABELS.get(request.service, _LABELS["think"])
     return f"{head}{task}: {request.prompt}\n{answer}:", ["\n\n", f"\n{task}:"]
