@@ -80,6 +80,7 @@ async def test_parallel_call_with_handlers_in_two_worker_processes(
         think { prompt: "Q3", analytics: analytics.complete, reporting: reporting.ready,
                 missing: nobody.home, handlers: [ analysis.done ] };
         on analysis.done (e) { print(e); }
+        on thinking.error (e) { }  // the missing parameter's failure is expected: handled
     """)
     with children() as start:
         workers = [start("worker", first, "--bus", nats_server.url, "--group", "a-first"),

@@ -1,7 +1,7 @@
 """Event references: which properties of a service call are parallel handler parameters.
 
 The compiler decides from scopes: a dotted name whose root is not a variable is an event; the
-decision is visible in ``CompiledProgram.constants`` (one ``HandlerParameters`` per call site).
+decision is visible in ``CompiledProgram.call_sites`` (each with its ``HandlerParameters``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from cxlang.compiler import compile_program
-from cxlang.runtime.resolver import HandlerParameters
 from cxlang.syntax import CxError
 
 from ._helpers import POSITION, run
@@ -18,10 +17,8 @@ from ._helpers import POSITION, run
 def sites(source: str) -> list[tuple[tuple[str, str], ...]]:
     """The handler parameters of every service call site, in source order."""
     program = compile_program(source, "prog.cx")
-    found = [(key, value) for key, value in program.constants.items()
-             if isinstance(value, HandlerParameters)]
-    found.sort(key=lambda item: int(item[0].rsplit("_", 1)[1]))
-    return [value.pairs for _, value in found]
+    in_order = sorted(program.call_sites, key=lambda site: (site.span.line, site.span.column))
+    return [site.parameters.pairs for site in in_order]
 
 
 def diagnostics(source: str) -> list[str]:

@@ -398,3 +398,35 @@ async def test_inline_coroutines_start_without_a_task(rt: cxlang.Runtime) -> Non
     assert res.payload["x"] == 1
     assert tasks[0] is caller, "the first step ran right here, in the caller"
     assert tasks[1] is not None and tasks[1] is not caller
+
+
+async def test_a_timeout_says_how_long_the_branch_waited_for_what(rt: cxlang.Runtime) -> None:
+    gate = asyncio.Semaphore(1)
+
+    @rt.on("db.query")
+    async def query(event: cxlang.Event) -> str:
+        with cxlang.runtime.waiting("a database connection"):
+            async with gate:  # the other branch holds it for longer than the timeout
+                await asyncio.sleep(5)
+        return "rows"
+
+    res = await rt.parallel({"a": "db.query", "b": "db.query"}, timeout=0.2)
+    for failure in res.failures.values():
+        assert failure.kind == "timeout"
+        assert "s waiting for a database connection, which counts against its time" \
+            in failure.message
+
+
+async def test_waiting_outside_a_branch_is_harmless(rt: cxlang.Runtime) -> None:
+    seen: list[str] = []
+
+    @rt.on("job.run")
+    async def job(event: cxlang.Event) -> None:
+        with cxlang.runtime.waiting("something"):
+            await asyncio.sleep(0)
+        seen.append("done")
+
+    with cxlang.runtime.waiting("nothing"):  # the root context keeps no tally
+        rt.emit("job.run")
+        await rt.run_until_idle()
+    assert seen == ["done"]

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from .._version import __version__
-from ..compiler import compile_program
 from ..program import ExitCode, RunOptions, run_source
+from ..program.checks import compile_checked
 from ..program.event_loop import LOOPS
 from ..program.run import DEFAULT_MAX_DEPTH, DEFAULT_MAX_EVENTS, DEFAULT_MAX_PAYLOAD
 from ..services import BackendSettings, ConfigError, backend_names, load_settings
@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="parse and compile programs, print diagnostics")
     check.add_argument("files", nargs="+", help="programs to check")
+    check.add_argument("--strict", action="store_true",
+                       help="warnings are errors too (exit code 2)")
 
     backends = commands.add_parser("backends", help="list the model backends and which of "
                                    "them can run here (and why not)")
@@ -223,9 +225,14 @@ def _check(args: argparse.Namespace) -> int:
             status = ExitCode.BAD_PROGRAM
             continue
         try:
-            compile_program(*source)
+            _, warnings = compile_checked(*source)
         except CxError as exc:
             print(exc.render(), file=sys.stderr)
+            status = ExitCode.BAD_PROGRAM
+            continue
+        for warning in warnings:
+            print(warning.render(), file=sys.stderr)
+        if warnings and args.strict:
             status = ExitCode.BAD_PROGRAM
     return status
 

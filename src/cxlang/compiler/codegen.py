@@ -23,6 +23,7 @@ from ..syntax import nodes as n
 from ..syntax.diagnostics import Diagnostic, SourceFile
 from .inference import is_whole_number, whole_number_locals
 from .scopes import FunctionScope, GlobalScope, declared_names
+from .sites import NOT_LITERAL, CallSite, PropertyFact
 
 __all__ = ["EntityInfo", "HandlerInfo", "ModulePlan", "generate"]
 
@@ -40,6 +41,7 @@ class HandlerInfo:
     pattern: str
     function: str
     line: int
+    reads_errors: bool = False  # it reads ``_errors``: it handles the failures it is given
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class ModulePlan:
     entities: dict[str, EntityInfo] = field(default_factory=dict)
     constants: dict[str, Any] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    call_sites: list[CallSite] = field(default_factory=list)
 
 
 def generate(program: n.Program, source: SourceFile) -> ModulePlan:
@@ -73,6 +76,17 @@ def _var(name: str) -> str:
 
 
 _Node = TypeVar("_Node", bound=ast.AST)
+
+
+def _literal(value: n.Node) -> Any:
+    """The value of a literal property (``-1`` included), else :data:`NOT_LITERAL`."""
+    if isinstance(value, n.NumberLit | n.StringLit | n.BoolLit):
+        return value.value
+    if isinstance(value, n.NullLit):
+        return None
+    if isinstance(value, n.Unary) and value.op == "-" and isinstance(value.operand, n.NumberLit):
+        return -value.operand.value
+    return NOT_LITERAL
 
 
 def _load(name: str) -> ast.Name:
@@ -179,6 +193,7 @@ class _Generator:
         if self.globals.variables:
             main_body.append(ast.Global([_var(v) for v in sorted(self.globals.variables)]))
         main_body.extend(self.block(top, main_scope))
+        self.close_call_sites(main_scope)
         body.append(_at(_async_def(MAIN, [], main_body), program.span))
 
         handler_count = 0
@@ -186,8 +201,10 @@ class _Generator:
             if isinstance(item, n.OnHandler):
                 name = f"cx_on_{handler_count}"
                 handler_count += 1
-                body.append(self.handler(item, name, entity=False))
-                self.plan.handlers.append(HandlerInfo(item.pattern.dotted, name, item.span.line))
+                function, reads_errors = self.handler(item, name, entity=False)
+                body.append(function)
+                self.plan.handlers.append(
+                    HandlerInfo(item.pattern.dotted, name, item.span.line, reads_errors))
             elif isinstance(item, n.EntityDecl):
                 self.entity(item)
         return self.plan
@@ -214,8 +231,10 @@ class _Generator:
         handlers = []
         for i, handler in enumerate(decl.handlers):
             name = f"{prefix}_on_{i}"
-            body.append(self.handler(handler, name, entity=True))
-            handlers.append(HandlerInfo(handler.pattern.dotted, name, handler.span.line))
+            function, reads_errors = self.handler(handler, name, entity=True)
+            body.append(function)
+            handlers.append(HandlerInfo(handler.pattern.dotted, name, handler.span.line,
+                                        reads_errors))
         self.plan.entities[decl.name] = EntityInfo(decl.name, decl.kind, fields, realize,
                                                    tuple(handlers))
 
@@ -235,6 +254,7 @@ class _Generator:
         except the Python arguments and the CX parameters in *bound*, which the body's first
         statements set.
         """
+        self.close_call_sites(scope)
         params = {a.arg for a in function.args.args} | set(map(_var, bound))
         unset = [v for v in sorted(map(_var, scope.hoisted)) if v not in params]
         if unset:
@@ -243,7 +263,9 @@ class _Generator:
             function.body.insert(0, ast.Global([_var(v) for v in sorted(scope.assigned_globals)]))
         return function
 
-    def handler(self, handler: n.OnHandler, name: str, *, entity: bool) -> ast.AsyncFunctionDef:
+    def handler(self, handler: n.OnHandler, name: str, *,
+                entity: bool) -> tuple[ast.AsyncFunctionDef, bool]:
+        """The handler's function, and whether it reads ``_errors``."""
         for segment in handler.pattern.segments:
             if segment.startswith("__"):
                 self.error(f"event name segment {segment!r} is not allowed", handler.pattern.span)
@@ -256,7 +278,8 @@ class _Generator:
                                   handler.param.span))
         statements.extend(self.block(handler.body, scope))
         args = ["v_self", EVENT_ARG] if entity else [EVENT_ARG]
-        return _at(self.finish(_async_def(name, args, statements), scope, params), handler.span)
+        function = self.finish(_async_def(name, args, statements), scope, params)
+        return _at(function, handler.span), scope.reads_errors
 
     def realize(self, realize: n.Realize, name: str) -> ast.AsyncFunctionDef:
         params = [p.name for p in realize.params if p.name != "self"]
@@ -420,8 +443,10 @@ class _Generator:
             return self.binary(e, scope)
         if isinstance(e, n.Member):
             self.check_property(e.name, e.name_span)
+            scope.reads_errors |= e.name == ERRORS_KEY
             return _call("cx_get", self.expr(e.target, scope), _const(e.name))
         if isinstance(e, n.Index):
+            scope.reads_errors |= isinstance(e.index, n.StringLit) and e.index.value == ERRORS_KEY
             return _call("cx_index", self.expr(e.target, scope), self.expr(e.index, scope))
         if isinstance(e, n.Call):
             return self.call(e, scope)
@@ -565,8 +590,9 @@ class _Generator:
     def service_call(self, call: n.ServiceCall, scope: FunctionScope) -> ast.expr:
         """``__cx__.service(name, properties, parameters, completions)``, not yet awaited."""
         argument = call.argument
-        pairs: list[tuple[str, str]] = []
+        pairs: list[tuple[str, str, n.Span]] = []
         completions: list[ast.expr] = []
+        facts: list[PropertyFact] = []
         if isinstance(argument, n.ObjectLit):
             keys: list[ast.expr | None] = []
             values: list[ast.expr] = []
@@ -580,14 +606,32 @@ class _Generator:
                 else:
                     keys.append(_const(prop.key))
                     values.append(self.expr(prop.value, scope))
+                    facts.append(PropertyFact(prop.key, prop.key_span, _literal(prop.value),
+                                              prop.value.span))
             properties: ast.expr = _at(ast.Dict(keys, values), argument.span)
         else:
             properties = ast.Dict([_const("data")], [self.expr(argument, scope)])
         self.call_sites += 1
-        site = f"cx_parameters_{self.call_sites}"
-        self.plan.constants[site] = HandlerParameters(dict(pairs))
+        site = f"cx_site_{self.call_sites}"
+        # Made whole when the function around it ends: only then is it known whether that
+        # function reads _errors.
+        parameters = HandlerParameters({name: event for name, event, _ in pairs})
+        keyword = n.Span(call.span.line, call.span.column, call.span.line,
+                         call.span.column + len(call.service))
+        self.plan.constants[site] = (call.service, keyword, parameters,
+                                     {name: span for name, _, span in pairs}, tuple(facts))
+        scope.call_sites.append(site)
         return _at(_host("service", _const(call.service), properties, _load(site),
                          ast.List(completions, ast.Load())), call.span)
+
+    def close_call_sites(self, scope: FunctionScope) -> None:
+        """Make the call sites of a function that has been compiled whole."""
+        for name in scope.call_sites:
+            service, span, parameters, spans, facts = self.plan.constants[name]
+            site = CallSite(service, span, parameters, spans, facts, scope.reads_errors)
+            self.plan.constants[name] = site
+            self.plan.call_sites.append(site)
+        scope.call_sites.clear()
 
     def event_reference(self, value: n.Node, scope: FunctionScope) -> str | None:
         """The event a property value names, if it is a dotted name whose root is no variable."""
@@ -600,7 +644,8 @@ class _Generator:
         return ".".join(path)
 
     def handlers_list(self, prop: n.Property, scope: FunctionScope,
-                      pairs: list[tuple[str, str]], completions: list[ast.expr]) -> None:
+                      pairs: list[tuple[str, str, n.Span]],
+                      completions: list[ast.expr]) -> None:
         if not isinstance(prop.value, n.ArrayLit):
             self.error("'handlers' must be a list of events, like handlers: [ analysis.done ]",
                        prop.value.span)
@@ -627,17 +672,17 @@ class _Generator:
                 if isinstance(element, n.EventWithPayload) else _const(None)
             completions.append(ast.Tuple([_const(".".join(path)), payload], ast.Load()))
 
-    def add_parameter(self, pairs: list[tuple[str, str]], name: str, event: str,
+    def add_parameter(self, pairs: list[tuple[str, str, n.Span]], name: str, event: str,
                       span: n.Span) -> None:
         if name == ERRORS_KEY:
             self.error(f"handler parameter {name!r} is reserved: the consolidated payload "
                        f"keeps the failures of the call's parameters under {ERRORS_KEY!r}; give "
                        "the parameter another name", span)
-        elif any(existing == name for existing, _ in pairs):
+        elif any(existing == name for existing, _, _ in pairs):
             self.error(f"handler parameter {name!r} is named twice; each result lands under "
                        "its name, so names must be unique", span)
         elif self.valid_event(event, span):
-            pairs.append((name, event))
+            pairs.append((name, event, span))
 
     def valid_event(self, event: str, span: n.Span) -> bool:
         segments = event.split(".")

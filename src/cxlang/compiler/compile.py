@@ -10,6 +10,7 @@ from typing import Any
 from ..syntax import parse
 from ..syntax.diagnostics import CxError, SourceFile
 from .codegen import MAIN, EntityInfo, HandlerInfo, generate
+from .sites import CallSite
 
 __all__ = ["CompiledProgram", "compile_program"]
 
@@ -24,6 +25,7 @@ class CompiledProgram:
     handlers: tuple[HandlerInfo, ...]
     entities: dict[str, EntityInfo]
     constants: dict[str, Any]
+    call_sites: tuple[CallSite, ...] = ()
 
 
 def compile_program(text: str, filename: str = "<input>") -> CompiledProgram:
@@ -53,4 +55,4 @@ def _compile(text: str, filename: str) -> CompiledProgram:
             "the program nests too deeply to compile (an expression or block thousands of "
             "levels deep); split it up", program.span)]) from None
     return CompiledProgram(source, code, MAIN, tuple(plan.handlers), plan.entities,
-                           plan.constants)
+                           plan.constants, tuple(plan.call_sites))

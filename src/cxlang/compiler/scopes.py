@@ -59,6 +59,8 @@ class FunctionScope:
     whole_numbers: frozenset[str] = frozenset()  # locals that only ever hold whole numbers
     loop_depth: int = 0
     temporaries: int = 0
+    reads_errors: bool = False  # the body reads ``_errors``: it handles parameters' failures
+    call_sites: list[str] = field(default_factory=list)  # its calls' constants, until it ends
 
     def is_variable(self, name: str) -> bool:
         """Is *name* a variable at this point of this function?"""

@@ -3,12 +3,20 @@
 The generated code reaches the outside world only through these methods: emitting events,
 calling services, creating entities and printing. Handler failures are reported here with the
 CX source position, found from the traceback's frames in the program's own code object.
+
+A failure that nothing in the program handles is reported too, as Node.js reports an unhandled
+promise rejection, and makes the run exit 1: a service call that failed while no handler is
+subscribed to its error event, or a parallel handler parameter that failed (an error, a
+timeout, no handler) while neither that event has a handler nor the program reads ``_errors``
+of the call's result (in the function around the call, or in a handler of its completion
+events). Handled failures stay quiet; ``--log-level info`` lists every one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import traceback
 from collections import Counter
 from collections.abc import Coroutine, Iterator
@@ -17,16 +25,21 @@ from typing import Any, TextIO
 
 from ..compiler import PRELUDE, CompiledProgram, CxRuntimeError, Entity, display
 from ..compiler.prelude import bounded_prelude, size_of, too_large
-from ..runtime import Event, QueueFull, Runtime, Subscription
+from ..compiler.sites import CallSite
+from ..runtime import Event, Failure, QueueFull, Runtime, Subscription
 from ..runtime.limits import LimitExceeded
-from ..runtime.resolver import HandlerParameters
 from ..services import ServiceInvoker
+from ..services.controls import ControlValueError
+from ..services.invoker import ServiceFailure
 from ..syntax import Span
 
 __all__ = ["ProgramHost"]
 
 _ENTITY = "\0entity\0"  # in a description, where the instance (or its type) goes
+logger = logging.getLogger("cxlang.program")
+
 CONSOLE_WRITE = "system.console.write"
+BRANCHES_SHOWN = 5  # failed parameters of one call reported one by one; the rest counted
 SHUTDOWN = "system.shutdown"
 START = "system.start"
 
@@ -76,6 +89,11 @@ class ProgramHost:
                 f"handler at {program.source.name}:{info.line}"
         self.codes = frozenset(_code_objects(program.code))
         self._functions = self._describe_functions()
+        self._reading_errors = frozenset(
+            self.namespace[info.function].__code__
+            for info in [*program.handlers,
+                         *(h for entity in program.entities.values() for h in entity.handlers)]
+            if info.reads_errors)
         # Compiled handlers use no task-bound API (services run their I/O in tasks of their
         # own), so they take the cheapest start: inline, with a task only once they wait.
         self.subscriptions: list[Subscription] = [
@@ -123,10 +141,20 @@ class ProgramHost:
         self,
         name: str,
         properties: dict[str, Any],
-        parameters: HandlerParameters,
+        site: CallSite,
         completions: list[tuple[str, dict[str, Any] | None]],
     ) -> Any:
-        return await self.services.call(name, properties, parameters, completions)
+        """Run a service call; its failures are judged (handled or not) by :meth:`_failed_at`.
+
+        A control value the call does not take is the program's mistake: reported at the call,
+        whose value is then null, as a failed call's is."""
+        try:
+            return await self.services.call(
+                name, properties, site.parameters, completions,
+                functools.partial(self._failed_at, site))
+        except ControlValueError as exc:
+            self.report_at(site, f"runtime error in the {name} call: {exc}")
+            return None
 
     async def new(self, type_name: str, args: list[Any]) -> Entity:
         info = self.program.entities[type_name]
@@ -242,8 +270,71 @@ class ProgramHost:
         if not task.cancelled() and (exc := task.exception()) is not None:
             self.report(exc, "in a service call")
 
+    def _failed_at(self, site: CallSite, failure: ServiceFailure) -> None:
+        """Report *failure* of the call at *site* unless the program handles it."""
+        where = site.where(self.program.source.name)
+        for name, branch in failure.branches.items():
+            logger.info("%s at %s: parameter %r failed (%s): %s", failure.service, where, name,
+                        branch.kind, branch.message)
+        if self.over:
+            return
+        if failure.message is not None:
+            if not failure.error_handled:
+                self.report_at(site, f"{failure.service} failed: {failure.message} "
+                               f"({self._unhandled(failure, reads_errors=False)})")
+            return
+        if failure.error_handled or site.reads_errors or any(
+                self._reads_errors(target) for target in failure.completions):
+            return
+        self._report_branches(site, failure)
+
+    def _report_branches(self, site: CallSite, failure: ServiceFailure) -> None:
+        # A cancelled sibling (fail-fast) only echoes the failure that stopped it.
+        failed = {name: f for name, f in failure.branches.items() if f.kind != "cancelled"} \
+            or dict(failure.branches)
+        advice = self._unhandled(failure, reads_errors=True)
+        for name, branch in list(failed.items())[:BRANCHES_SHOWN]:
+            what = f"the {failure.service} call's parameter {name!r}"
+            if branch.kind == "error" and _raised_in_program(branch, self.program.source.name):
+                assert branch.exception is not None
+                self.report(branch.exception, f"in {what} at {site.where(self.program.source.name)}"
+                            f" ({advice})")
+            else:
+                self.report_at(site, f"{what} failed ({_KINDS[branch.kind]}): {branch.message} "
+                               f"({advice})", name)
+        if len(failed) > BRANCHES_SHOWN:
+            self.report_at(site, f"and {len(failed) - BRANCHES_SHOWN:,} more of the "
+                           f"{failure.service} call's parameters failed")
+
+    def _unhandled(self, failure: ServiceFailure, *, reads_errors: bool) -> str:
+        """Why the report, and the ways to handle it instead."""
+        ways = [f"on {failure.error_event}"] if failure.error_event else []
+        if reads_errors:
+            readers = " or ".join(failure.completions)
+            ways.append("read _errors of the call's result" +
+                        (f" in on {readers}" if readers else ""))
+        return "nothing handles it" + (f": add {', or '.join(ways)}" if ways else "")
+
+    def _reads_errors(self, event_name: str) -> bool:
+        """Does a handler that event reaches read ``_errors``?"""
+        for sub in self.runtime.bus.handlers_for(event_name):
+            function = getattr(sub.callback, "func", sub.callback)  # an entity's: a partial
+            if getattr(function, "__code__", None) in self._reading_errors:
+                return True
+        return False
+
     def _handler_failed(self, event: Event, sub: Subscription, exc: BaseException) -> None:
         self.report(exc, f"in a handler of {sub.pattern.text!r} (handling {event.name!r})")
+
+    def report_at(self, site: CallSite, text: str, parameter: str | None = None) -> None:
+        """Print a run-time error at a service call (at one of its parameters, if given):
+        ``file:line:col: text``."""
+        if self.over:
+            return
+        self.errors += 1
+        span = site.parameter_spans.get(parameter, site.span) if parameter else site.span
+        self.err.write(self.program.source.diagnostic(text, span).render() + "\n")
+        self.err.flush()
 
     def report(self, exc: BaseException, where: str) -> None:
         """Print a run-time error at its CX position: ``file:line:col: message``.
@@ -292,6 +383,17 @@ class ProgramHost:
         else:
             self.err.write(f"{source.name}: {text}\n")
         self.err.flush()
+
+
+_KINDS = {"error": "an error", "timeout": "timed out", "no_handler": "no handler",
+          "cancelled": "cancelled"}
+
+
+def _raised_in_program(failure: Failure, filename: str) -> bool:
+    """Did the failure's exception come from the program's own code (it has a position)?"""
+    exc = failure.exception
+    return exc is not None and any(frame.filename == filename
+                                   for frame in traceback.extract_tb(exc.__traceback__))
 
 
 def _code_objects(code: CodeType) -> Iterator[CodeType]:

@@ -12,12 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ..compiler import CompiledProgram, compile_program
+from ..compiler import CompiledProgram
 from ..runtime import Runtime
 from ..runtime.distributed import BusUnavailable
 from ..runtime.limits import LimitExceeded
 from ..services import BackendSettings, BackendUnavailableError, ServiceInvoker, create_backend
 from ..syntax import CxError
+from .checks import compile_checked
 from .event_loop import LoopChoice, LoopUnavailableError, loop_factory
 from .exit_codes import ExitCode
 from .host import START, ProgramHost
@@ -204,10 +205,12 @@ async def _signalled() -> None:
 def run_source(text: str, filename: str, options: RunOptions) -> ExitCode:
     """Compile and run; a bad program prints its diagnostics and gives exit code 2."""
     try:
-        program = compile_program(text, filename)
+        program, warnings = compile_checked(text, filename)
     except CxError as exc:
         options.err.write(exc.render() + "\n")
         return ExitCode.BAD_PROGRAM
+    for warning in warnings:
+        options.err.write(warning.render() + "\n")
     try:
         factory = loop_factory(options.loop)
     except LoopUnavailableError as exc:

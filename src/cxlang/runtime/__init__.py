@@ -4,7 +4,7 @@ It knows nothing of CX syntax; the library API (``cxlang.Runtime``) is all of it
 """
 
 from .bus import SYSTEM_ERROR, EventBus
-from .context import ExecutionContext, check_cancelled, current_context
+from .context import ExecutionContext, check_cancelled, current_context, waiting
 from .coordinator import BranchStream, ParallelHandlerCoordinator
 from .errors import HandlerParameterError, ProcessHandlerError, QueueFull, RuntimeClosed
 from .events import Event, EventPattern
@@ -43,4 +43,5 @@ __all__ = [
     "Subscription",
     "check_cancelled",
     "current_context",
+    "waiting",
 ]

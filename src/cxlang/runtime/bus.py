@@ -335,7 +335,7 @@ class EventBus:
                 logger.error("system.error for %s dropped: the event queue is full", event.name)
 
     def notify_failure(self, event: Event, sub: Subscription, exc: BaseException) -> None:
-        """Tell the failure listeners (a parallel call's branch failures come only here)."""
+        """Tell the failure listeners only (a handler serving a call from another process)."""
         if isinstance(exc, LimitExceeded):
             return
         for listener in self.failure_listeners:

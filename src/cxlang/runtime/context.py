@@ -8,13 +8,16 @@ processes, so a branch always knows who it runs for and why, wherever it runs.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .events import Event
 
-__all__ = ["ExecutionContext", "check_cancelled", "current_context"]
+__all__ = ["ExecutionContext", "check_cancelled", "current_context", "waiting"]
 
 
 class ExecutionContext:
@@ -64,6 +67,12 @@ class ExecutionContext:
     def depth(self) -> int:
         return 0 if self.event is None else self.event.depth
 
+    def note_wait(self, what: str, seconds: float) -> None:
+        """This run spent *seconds* waiting for *what*, something outside the runtime that it
+        shares with others (a model's request slot, its answers). Only a parallel call's branch
+        keeps the tally, for the message of its timeout: time spent waiting counts against it,
+        and a timeout that does not say so is a puzzle."""
+
     def _fields(self) -> tuple[Any, ...]:
         return (self.entity, self.execution_id, self.parameter, self.event)
 
@@ -97,6 +106,19 @@ def check_cancelled() -> None:
     context = _current.get()
     if context.cancelled:
         raise asyncio.CancelledError(f"the handler handling {context.event_name!r} was cancelled")
+
+
+@contextmanager
+def waiting(what: str) -> Iterator[None]:
+    """Count the time spent in the block as waiting for *what*, on the running handler's
+    context (see :meth:`ExecutionContext.note_wait`); a block cut short by a cancellation,
+    a timeout's, counts too."""
+    context = _current.get()
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        context.note_wait(what, time.monotonic() - started)
 
 
 def set_context(context: ExecutionContext) -> None:

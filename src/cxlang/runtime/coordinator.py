@@ -233,7 +233,7 @@ class _Unit(ExecutionContext):
     :data:`~.handlers.Finished` its handler tells how it ended (one object per handler run)."""
 
     __slots__ = ("_branch", "_call", "_future", "_index", "_lent", "_settled", "_sub",
-                 "_timed_out")
+                 "_timed_out", "_waits")
 
     def __init__(self, call: _Handlers, branch: _Branch, index: int, sub: Subscription) -> None:
         self.entity = sub.entity
@@ -249,6 +249,7 @@ class _Unit(ExecutionContext):
         self._settled = False
         self._timed_out = False
         self._lent = 0  # nested calls in flight that its budget slot is lent to
+        self._waits: dict[str, float] | None = None  # what it waited for outside, how long
 
     __eq__ = object.__eq__  # a run is itself, whatever its context looks like
     __hash__ = object.__hash__
@@ -257,6 +258,21 @@ class _Unit(ExecutionContext):
         if not self._settled:  # after a cancel a second report can come; the first one counts
             self._settled = True
             self._call._settle(self, value, error)
+
+    def note_wait(self, what: str, seconds: float) -> None:
+        if self._waits is None:
+            self._waits = {}
+        self._waits[what] = self._waits.get(what, 0.0) + seconds
+
+    def waited(self) -> str:
+        """What its timeout message adds: how long it waited, and for what."""
+        if not self._waits:
+            return ""
+        spent = " and ".join(f"{seconds:.1f} s waiting for {what}"
+                             for what, seconds in self._waits.items())
+        return (f"; it spent {spent}, which counts against its time (a branch waiting for a "
+                "place under the call's own concurrency bound has not started, nor has its "
+                "clock)")
 
     def expire(self) -> None:
         """Its deadline passed (:class:`.deadlines.Deadlines` tells)."""
@@ -526,7 +542,7 @@ class _Handlers:
                                f"{handling}: every one of the {self.pool.max_threads} handler "
                                "threads (max_threads) was busy")
             return Failure("timeout", f"{name} did not finish within {self.timeout:g} s "
-                           f"{handling} and was cancelled")
+                           f"{handling} and was cancelled{unit.waited()}")
         if unit.cancelled and not isinstance(error, Exception):
             # Stopped (fail-fast, the caller, aclose): cancelled, even if it swallowed that
             # and returned. An exception it raised meanwhile says more, and is kept.
@@ -663,7 +679,8 @@ class _ParallelCall(_Handlers):
         self._finish_branch(branch)
 
     def _report(self, unit: _Unit, exc: Exception) -> None:
-        self.bus.notify_failure(unit._branch._event, unit._sub, exc)
+        """Nothing to tell: a branch's failure is its call's to handle, and its result says it
+        (the failure keeps the exception, traceback and all)."""
 
     def _failed(self, branch: _Branch) -> None:
         if self.fail_fast and self.stop_reason is None:

@@ -11,6 +11,12 @@
 4. If a parameter failed or timed out, also emit the service's error event with
    ``{failedHandlers, errors}``.
 
+Nothing fails silently: the control values are checked first (a wrong one raises
+:class:`.controls.ControlValueError`, a mistake of the program's), and every failure, of the
+service or of a parameter, goes to the call's ``on_failure`` with whether a handler is
+subscribed to the service's error event, so the program can tell handled failures from
+unhandled ones.
+
 Around the model call: ``learn`` stores text in the run's :class:`Memory`; later calls get the
 texts most similar to their prompt (``recall: N``, default 3, ``0`` for none); ``stream: true``
 emits ``<completion event>.chunk`` events as the text arrives, before the completion event.
@@ -20,21 +26,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..runtime import Failure, Runtime
+from ..runtime import Failure, Runtime, waiting
 from ..runtime.observe import current_span
 from ..runtime.resolver import HandlerParameters
 from .backend import Backend, BackendError, ServiceRequest
+from .controls import check_controls
 from .memory import Memory
 from .registry import SERVICES, ServiceSpec
 
-__all__ = ["Completion", "ServiceInvoker"]
+__all__ = ["Completion", "ServiceFailure", "ServiceInvoker"]
 
 Completion = tuple[str, Mapping[str, Any] | None]
 """A completion event's name and its custom payload (``done { tag: "x" }``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceFailure:
+    """What failed in one call: the service itself (``message``), or some of its parallel
+    handler parameters (``branches``, by name, in declaration order)."""
+
+    service: str
+    error_event: str | None  # the service's error event, which was emitted (None: it has none)
+    error_handled: bool  # a handler is subscribed to that event
+    completions: tuple[str, ...]  # the events the call's result went to
+    message: str | None = None
+    branches: Mapping[str, Failure] = field(default_factory=dict)
+
+
+FailureReport = Callable[[ServiceFailure], None]
 
 logger = logging.getLogger("cxlang.services")
 
@@ -56,17 +80,21 @@ class ServiceInvoker:
         properties: dict[str, Any],
         parameters: HandlerParameters,
         completions: Sequence[Completion],
+        on_failure: FailureReport | None = None,
     ) -> Any:
         """Run one call; its value is the consolidated payload with parameters, else ``result``.
 
         A backend failure is not raised: it emits the service's error event and the value is
-        ``None``, like any other failure the program can handle with an ``on`` handler.
+        ``None``, like any other failure the program can handle with an ``on`` handler. That
+        failure, and those of parameters, also go to *on_failure*. A control value the call
+        does not accept raises :class:`.controls.ControlValueError` before anything runs.
         """
+        check_controls(properties)
         observer = self.runtime.observer
         if observer is None:
-            return await self._call(service, properties, parameters, completions)
+            return await self._call(service, properties, parameters, completions, on_failure)
         with observer.span("service", service):  # traced: a span around the whole call
-            return await self._call(service, properties, parameters, completions)
+            return await self._call(service, properties, parameters, completions, on_failure)
 
     async def _call(
         self,
@@ -74,14 +102,17 @@ class ServiceInvoker:
         properties: dict[str, Any],
         parameters: HandlerParameters,
         completions: Sequence[Completion],
+        on_failure: FailureReport | None,
     ) -> Any:
         spec = SERVICES[service]
         try:
-            timeout = _milliseconds(properties.get("timeout"), "timeout")
-            cap = _positive_int(properties.get("maxConcurrency"), "maxConcurrency")
-            outcome = await self._ask(spec, properties, completions)
+            with self._waiting_for_model(spec):
+                outcome = await self._ask(spec, properties, completions)
         except Exception as exc:
-            self._fail(spec, properties, exc)
+            message = self._fail(spec, properties, exc)
+            if on_failure is not None:
+                on_failure(ServiceFailure(spec.name, spec.error, self._handled(spec),
+                                          self._target_names(spec, completions), message))
             return None
         if outcome is _CONDITION_FAILED:
             return False
@@ -89,18 +120,24 @@ class ServiceInvoker:
         if not parameters:
             self._emit_in_order(spec, source, completions)
             return result
+        timeout = properties.get("timeout")
         consolidated = await self.runtime.parallel(
             parameters, source,
-            timeout=timeout,
-            max_concurrency=cap or self.max_concurrency,
+            timeout=None if timeout is None else timeout / 1000,
+            max_concurrency=properties.get("maxConcurrency") or self.max_concurrency,
             fail_fast=properties.get("failFast") is True,
         )
-        if consolidated.has_partial_failures and spec.error is not None:
+        if consolidated.has_partial_failures:
             failures = consolidated.failures
-            self.runtime.emit(spec.error, {
-                "failedHandlers": list(failures),
-                "errors": {name: f.to_payload() for name, f in failures.items()},
-            })
+            if spec.error is not None:
+                self.runtime.emit(spec.error, {
+                    "failedHandlers": list(failures),
+                    "errors": {name: f.to_payload() for name, f in failures.items()},
+                })
+            if on_failure is not None:
+                on_failure(ServiceFailure(spec.name, spec.error, self._handled(spec),
+                                          self._target_names(spec, completions),
+                                          branches=failures))
         await self.runtime.deliver(
             (name, _with(consolidated.payload, custom))
             for name, custom in self._targets(spec, completions))
@@ -115,9 +152,7 @@ class ServiceInvoker:
             request = await self._with_memories(request)
         source = {k: v for k, v in properties.items() if k != "handlers"}
         if spec.kind == "timer":
-            duration = properties.get("durationMs", 0)
-            if not _is_number(duration) or duration < 0:
-                raise ValueError(f"await needs durationMs: a number >= 0, got {duration!r}")
+            duration = properties.get("durationMs") or 0  # checked: a number >= 0
             await asyncio.sleep(duration / 1000)
             result: Any = duration
         elif spec.kind == "condition":
@@ -144,15 +179,37 @@ class ServiceInvoker:
 
     async def _with_memories(self, request: ServiceRequest) -> ServiceRequest:
         """The request with the learnt texts most similar to it, if anything was learnt."""
-        count = request.properties.get("recall", DEFAULT_RECALL)
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise ValueError(f"recall must be a whole number >= 0 (how many learnt texts to "
-                             f"give the model), got {count!r}")
+        count = request.properties.get("recall")
+        if count is None:
+            count = DEFAULT_RECALL
         if not count or not len(self.memory):
             return request
         query = request.text("evaluate") or request.prompt
         (vector,) = await self.backend.embed([query])
         return replace(request, memories=tuple(self.memory.recall(vector, count)))
+
+    # The Python face (cxlang.Services): values and exceptions where a program gets events.
+
+    async def answer(self, service: str, properties: dict[str, Any]) -> Any:
+        """The model call alone: the service's result (for ``is``/``not``, whether their
+        handlers would fire). What fails is raised, and no event is emitted: a Python caller
+        takes the value, or the exception, from the ``await``."""
+        check_controls(properties)
+        observer = self.runtime.observer
+        spec = SERVICES[service]
+        with nullcontext() if observer is None else observer.span("service", service), \
+                self._waiting_for_model(spec):
+            outcome = await self._ask(spec, properties, ())
+        return False if outcome is _CONDITION_FAILED else outcome[0]
+
+    async def stream_answer(self, service: str, properties: dict[str, Any]) -> AsyncIterator[str]:
+        """The text of a ``think``-like or ``chat`` call in pieces as the model produces them,
+        given the learnt texts like any call; raises what fails and emits nothing, as
+        :meth:`answer`."""
+        check_controls(properties)
+        request = await self._with_memories(ServiceRequest(service, properties))
+        async for piece in self.backend.stream(request):
+            yield piece
 
     async def _stream(
         self, spec: ServiceSpec, request: ServiceRequest, completions: Sequence[Completion]
@@ -180,12 +237,29 @@ class ServiceInvoker:
         for name, custom in self._targets(spec, completions):
             self.runtime.emit(name, _with(source, custom))
 
-    def _fail(self, spec: ServiceSpec, properties: dict[str, Any], exc: Exception) -> None:
+    def _waiting_for_model(self, spec: ServiceSpec) -> AbstractContextManager[None]:
+        """A handler calling a model waits for it, and its timeout counts that wait: the
+        timeout's message says so (see :func:`cxlang.runtime.waiting`)."""
+        if spec.kind == "timer":
+            return nullcontext()
+        return waiting(f"the {self.backend.name} backend's model")
+
+    def _target_names(self, spec: ServiceSpec,
+                      completions: Sequence[Completion]) -> tuple[str, ...]:
+        return tuple(name for name, _ in self._targets(spec, completions))
+
+    def _handled(self, spec: ServiceSpec) -> bool:
+        """Is a handler subscribed to *spec*'s error event (here, or on the shared bus)?"""
+        return spec.error is not None and bool(self.runtime.bus.handlers_for(spec.error))
+
+    def _fail(self, spec: ServiceSpec, properties: dict[str, Any], exc: Exception) -> str:
+        """Emit the service's error event for *exc*; the message said to the program."""
         if isinstance(exc, BackendError):
             message = str(exc)  # written for the user already: what failed and what to do
         else:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        logger.warning("%s failed: %s", spec.name, message)
+        # Whether this is news is the program's to say (on_failure): handled, it stays quiet.
+        logger.info("%s failed: %s", spec.name, message)
         span = current_span()
         if span is not None and span.kind == "service":
             span.fail(Failure("error", message))
@@ -193,6 +267,7 @@ class ServiceInvoker:
             payload = {k: v for k, v in properties.items() if k != "handlers"}
             payload.update(error=message, service=spec.name)
             self.runtime.emit(spec.error, payload)
+        return message
 
 
 _CONDITION_FAILED = object()
@@ -202,24 +277,4 @@ DEFAULT_RECALL = 3  # learnt texts given to a call; a handful helps, many drown 
 def _with(payload: dict[str, Any], custom: Mapping[str, Any] | None) -> dict[str, Any]:
     return {**payload, **custom} if custom else dict(payload)
 
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _milliseconds(value: Any, key: str) -> float | None:
-    """A ``timeout:`` in milliseconds as seconds (``None`` when the call sets none)."""
-    if value is None:
-        return None
-    if not _is_number(value) or value <= 0:
-        raise ValueError(f"{key} must be a positive number of milliseconds, got {value!r}")
-    return float(value) / 1000
-
-
-def _positive_int(value: Any, key: str) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{key} must be a whole number of at least 1, got {value!r}")
-    return value
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .nodes import Span
 
@@ -32,23 +33,29 @@ class SourceFile:
             return self.lines[number - 1]
         return ""
 
-    def diagnostic(self, message: str, span: Span) -> Diagnostic:
-        return Diagnostic(message, span, self.name, self.line(span.line))
+    def diagnostic(self, message: str, span: Span, severity: Severity = "error") -> Diagnostic:
+        return Diagnostic(message, span, self.name, self.line(span.line), severity)
+
+
+Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
-    """One error at one place."""
+    """One error, or warning, at one place. A warning does not stop a program from running:
+    it points at what is probably a mistake (``cx check --strict`` fails on it)."""
 
     message: str
     span: Span
     filename: str
     source_line: str
+    severity: Severity = "error"
 
     def render(self) -> str:
         """`file:line:col: message`, then the line indented by 4, then a caret line."""
         line, column, end_line, end_column = self.span
-        head = f"{self.filename}:{line}:{column}: {self.message}"
+        label = "warning: " if self.severity == "warning" else ""
+        head = f"{self.filename}:{line}:{column}: {label}{self.message}"
         if not self.source_line and column <= 1:
             return head
         # Reuse the line's own tabs so the caret lines up however tabs are displayed.

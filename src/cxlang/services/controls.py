@@ -1,0 +1,104 @@
+"""What a service call's properties mean to the services: the words they read, and the rules
+for the values that steer a call.
+
+Every other property is data: it reaches the call's handlers in the source payload, so a call
+may carry anything (``think { prompt: p, userId: 7 }``). A key that is not one of these words
+but is spelt almost like one (``promt``) is most likely a typo, and the compiler warns of it.
+
+Control values (``timeout: 5000``) are checked before the call runs: a wrong one is a mistake
+in the program, reported at the call, never a failure of the model to be handled.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CONTROLS", "PROPERTIES", "Control", "ControlValueError", "check_controls",
+           "control_error", "likely_meant"]
+
+
+class ControlValueError(ValueError):
+    """A control value of a call is not one it accepts; the message says what it takes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """A property that steers the call, with the values it accepts."""
+
+    accepts: Callable[[Any], bool]
+    expected: str  # "a positive number of milliseconds": what the message asks for
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+CONTROLS: Mapping[str, Control] = {
+    "timeout": Control(lambda v: _number(v) and v > 0,
+                       "a positive number of milliseconds (each parallel handler's time)"),
+    "maxConcurrency": Control(lambda v: _whole(v) and v >= 1,
+                              "a whole number of at least 1 (handlers running at once)"),
+    "failFast": Control(lambda v: isinstance(v, bool), "true or false"),
+    "stream": Control(lambda v: isinstance(v, bool), "true or false"),
+    "recall": Control(lambda v: _whole(v) and v >= 0,
+                      "a whole number >= 0 (how many learnt texts to give the model)"),
+    "temperature": Control(lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "maxTokens": Control(lambda v: _whole(v) and v >= 1,
+                         "a whole number of at least 1 (the answer's length in tokens)"),
+    "durationMs": Control(lambda v: _number(v) and v >= 0, "a number of milliseconds >= 0"),
+}
+
+# The words the services read besides the controls; "handlers" lists the completion events.
+PROPERTIES: frozenset[str] = frozenset(CONTROLS) | {
+    "prompt", "message", "data", "text", "system", "context", "messages", "evaluate",
+    "condition", "handlers",
+}
+
+
+def control_error(key: str, value: Any) -> str | None:
+    """What is wrong with *value* as control *key*, or ``None`` when it is fine (or no
+    control: ``None`` means "not set" and is always fine)."""
+    control = CONTROLS.get(key)
+    if control is None or value is None or control.accepts(value):
+        return None
+    return f"{key} must be {control.expected}, got {_shown(value)}"
+
+
+def check_controls(properties: Mapping[str, Any]) -> None:
+    """Raise :class:`ControlValueError` for the first control value a call does not accept."""
+    for key in CONTROLS.keys() & properties.keys():
+        problem = control_error(key, properties[key])
+        if problem is not None:
+            raise ControlValueError(problem)
+
+
+def likely_meant(key: str) -> str | None:
+    """The service word *key* is probably a typo of, or ``None`` when it reads as data."""
+    if key in PROPERTIES:
+        return None
+    folded = {word.lower(): word for word in PROPERTIES}
+    if key.lower() in folded:
+        return folded[key.lower()]
+    close = difflib.get_close_matches(key, sorted(PROPERTIES), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:40] + "...")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return repr(value)
