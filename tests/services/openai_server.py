@@ -5,8 +5,11 @@ thread, so both ``cx run`` (which starts its own loop) and async tests can talk 
 records every exchange with its own timestamps and notices when a client goes away mid-request.
 Faults are injected per request by a key: a request whose text contains the key gets the fault.
 
-Replies: ``echo: <last user message>`` unless ``reply(key, text)`` says otherwise; embeddings
-are bag-of-words counts, so texts that share words are similar.
+Replies: ``echo: <last user message>`` unless ``reply(key, text)`` says otherwise, cut to
+``max_tokens`` words (``finish_reason`` "length") as a real server cuts tokens; embeddings are
+bag-of-words counts, so texts that share words are similar. Streams are framed as
+llama-cpp-python's server frames them: a chunk with the role, one per piece, one with the
+``finish_reason`` and an empty delta, then ``data: [DONE]``.
 """
 
 from __future__ import annotations
@@ -28,19 +31,36 @@ DIMENSIONS = 32
 
 @dataclass(frozen=True)
 class Fault:
-    """``status``: answer that status; ``delay``: answer normally after ``seconds``; ``malformed``:
-    200 with a body that is not JSON; ``drop``: close the connection without answering;
-    ``drop_mid_stream``: stream two pieces, then close; ``hold``: stream one piece, then wait
-    until ``release()``."""
+    """``status``: answer that status (with ``error`` as the body's error object, if given);
+    ``delay``: answer normally after ``seconds``; ``malformed``: 200 with a body that is not
+    JSON; ``drop``: close the connection without answering; ``drop_mid_stream``: stream two
+    pieces, then close; ``hold``: stream one piece, then wait until ``release()``;
+    ``cut_short``: stream ``pieces`` pieces, then end without a finish_reason, with
+    ``data: [DONE]`` if ``done``, else by ending the body; ``empty_stream``: 200 and a stream
+    with no event at all; ``per_token``: embeddings as one vector per token; ``answer``: 200
+    with ``data`` as the JSON body."""
 
     kind: str
     status: int = 500
     retry_after: str | None = None
     seconds: float = 0.0
+    error: dict[str, Any] | None = None
+    pieces: int = 0
+    done: bool = True
+    data: Any = None
 
 
-def status(code: int, retry_after: str | None = None) -> Fault:
-    return Fault("status", status=code, retry_after=retry_after)
+def status(code: int, retry_after: str | None = None,
+           error: dict[str, Any] | None = None) -> Fault:
+    return Fault("status", status=code, retry_after=retry_after, error=error)
+
+
+def cut_short(pieces: int, *, done: bool = True) -> Fault:
+    return Fault("cut_short", pieces=pieces, done=done)
+
+
+def answer(data: Any) -> Fault:
+    return Fault("answer", data=data)
 
 
 def delay(seconds: float) -> Fault:
@@ -51,6 +71,10 @@ MALFORMED = Fault("malformed")
 DROP = Fault("drop")
 DROP_MID_STREAM = Fault("drop_mid_stream")
 HOLD = Fault("hold")
+# llama-cpp-python's server, streaming a prompt too long for the context: 200, then nothing.
+EMPTY_STREAM = Fault("empty_stream")
+# llama-cpp-python's server with a model that does no pooling (Gemma 3): a vector per token.
+PER_TOKEN = Fault("per_token")
 
 
 @dataclass
@@ -207,8 +231,11 @@ class OpenAIServer:
             return False
         if fault is not None and kind == "status":
             extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            await _send_json(exchange, writer, fault.status,
-                             {"error": {"message": f"injected {fault.status}"}}, extra)
+            error = fault.error or {"message": f"injected {fault.status}"}
+            await _send_json(exchange, writer, fault.status, {"error": error}, extra)
+            return True
+        if fault is not None and kind == "answer":
+            await _send_json(exchange, writer, 200, fault.data)
             return True
         if kind == "malformed":
             await _send(exchange, writer, 200, b'{"choices": [ this is not json',
@@ -220,18 +247,20 @@ class OpenAIServer:
         elif exchange.path == "/v1/embeddings":
             inputs = exchange.body["input"]
             inputs = [inputs] if isinstance(inputs, str) else inputs
+            embed = _per_token_embedding if kind == "per_token" else _embedding
             await _send_json(exchange, writer, 200, {
                 "object": "list", "model": exchange.body["model"],
-                "data": [{"index": i, "embedding": _embedding(t)} for i, t in enumerate(inputs)]})
+                "data": [{"index": i, "embedding": embed(t)} for i, t in enumerate(inputs)]})
         elif exchange.path == "/v1/chat/completions":
-            text = self._reply_for(exchange.body)
+            words, finish = _capped(self._reply_for(exchange.body),
+                                    exchange.body.get("max_tokens"))
             if exchange.body.get("stream"):
-                return await self._stream(exchange, reader, writer, text, kind)
+                return await self._stream(exchange, reader, writer, words, finish, fault)
             await _send_json(exchange, writer, 200, {
                 "id": "chatcmpl-test", "object": "chat.completion",
                 "model": exchange.body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}]})
+                "choices": [{"index": 0, "finish_reason": finish,
+                             "message": {"role": "assistant", "content": "".join(words)}}]})
         else:
             await _send_json(exchange, writer, 404,
                              {"error": {"message": f"no route {exchange.path}"}})
@@ -246,28 +275,40 @@ class OpenAIServer:
         return f"echo: {users[-1] if users else ''}"
 
     async def _stream(self, exchange: Exchange, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter, text: str, kind: str | None) -> bool:
+                      writer: asyncio.StreamWriter, words: list[str], finish: str,
+                      fault: Fault | None) -> bool:
+        kind = fault.kind if fault is not None else None
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
-        for number, piece in enumerate(re.findall(r"\S+\s*", text)):
+        if kind == "empty_stream":
+            exchange.finish("empty")
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            return True
+        _write_chunk(writer, _event({"role": "assistant"}, None))
+        for number, piece in enumerate(words):
             if kind == "drop_mid_stream" and number == 2:
                 exchange.finish("dropped")
                 return False
-            chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk",
-                     "choices": [{"index": 0, "delta": {"content": piece},
-                                  "finish_reason": None}]}
-            _write_chunk(writer, f": keep-alive\n\ndata: {json.dumps(chunk)}\n\n")
+            if fault is not None and kind == "cut_short" and number == fault.pieces:
+                break
+            _write_chunk(writer, ": keep-alive\n\n" + _event({"content": piece}, None))
             await writer.drain()
             if kind == "hold" and number == 0 and \
                     await self._client_left_before_release(reader):
                 exchange.finish("disconnected")
                 return False
-        exchange.finish("ok")  # before the last bytes: the client may look as soon as they land
-        _write_chunk(writer, "data: [DONE]\n\n")
+        if kind == "cut_short":
+            exchange.finish("cut short")
+            if fault is not None and fault.done:
+                _write_chunk(writer, "data: [DONE]\n\n")
+        else:
+            # Finished before the last bytes: the client may look as soon as they land.
+            exchange.finish("ok")
+            _write_chunk(writer, _event({}, finish) + "data: [DONE]\n\n")
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True
-
 
     async def _client_left_before_release(self, reader: asyncio.StreamReader) -> bool:
         assert self._released is not None
@@ -289,11 +330,40 @@ def _text_of(body: Any) -> str:
     return "\n".join(inputs) if isinstance(inputs, list) else str(inputs)
 
 
+def _capped(text: str, max_tokens: int | None) -> tuple[list[str], str]:
+    """The reply's words (a word is a token here) up to *max_tokens*, and the finish reason."""
+    words = re.findall(r"\S+\s*", text)
+    if max_tokens is not None and len(words) > max_tokens:
+        return words[:max_tokens], "length"
+    return words, "stop"
+
+
+def _event(delta: dict[str, str], finish: str | None) -> str:
+    """One streamed chunk, framed as llama-cpp-python's server frames it."""
+    chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk",
+             "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                          "finish_reason": finish}]}
+    return f"data: {json.dumps(chunk)}\n\n"
+
+
 def _embedding(text: str) -> list[float]:
     vector = [0.0] * DIMENSIONS
     for word in re.findall(r"[a-z]+", text.lower()):
-        vector[hashlib.sha256(word.encode()).digest()[0] % DIMENSIONS] += 1.0
+        vector[_dimension(word)] += 1.0
     return vector
+
+
+def _per_token_embedding(text: str) -> list[list[float]]:
+    """A start-of-text token, then one per word: their mean ranks texts as ``_embedding``."""
+    tokens = [[0.0] * DIMENSIONS]
+    for word in re.findall(r"[a-z]+", text.lower()):
+        tokens.append([0.0] * DIMENSIONS)
+        tokens[-1][_dimension(word)] = 1.0
+    return tokens
+
+
+def _dimension(word: str) -> int:
+    return hashlib.sha256(word.encode()).digest()[0] % DIMENSIONS
 
 
 async def _client_left(reader: asyncio.StreamReader, seconds: float) -> bool:

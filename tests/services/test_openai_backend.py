@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -15,10 +16,24 @@ from cxlang.services import (
     BackendUnavailableError,
     ServiceRequest,
 )
-from cxlang.services.openai import OpenAIBackend
+from cxlang.services.config import DEFAULT_MAX_TOKENS
+from cxlang.services.openai import OpenAIBackend, list_models
 from cxlang.services.retry import RetryPolicy
 
-from .openai_server import DROP, DROP_MID_STREAM, HOLD, MALFORMED, OpenAIServer, delay, status
+from .openai_server import (
+    DROP,
+    DROP_MID_STREAM,
+    EMPTY_STREAM,
+    HOLD,
+    MALFORMED,
+    PER_TOKEN,
+    Fault,
+    OpenAIServer,
+    answer,
+    cut_short,
+    delay,
+    status,
+)
 
 
 class Sleeps:
@@ -127,6 +142,63 @@ async def test_embedding_model_is_used_for_embeddings(
     assert server.exchanges[0].body["model"] == "test-embed"
 
 
+async def test_per_token_embeddings_are_mean_pooled(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    # llama-cpp-python's server, for a model without pooling: "embedding": [[...], [...], ...]
+    server.fail("tea", PER_TOKEN, PER_TOKEN, PER_TOKEN)  # the batch and each "green tea"
+    vectors = await backend.embed(["green tea", "black coffee", "green tea"])
+    (pooled,) = await backend.embed(["green tea"])  # the same words, one vector from the server
+    assert len(vectors) == 3
+    assert vectors[0] == vectors[2] != vectors[1]
+    # A start token and one token per word, averaged: the words' counts over three tokens.
+    assert vectors[0] == pytest.approx([x / 3 for x in pooled])
+    # llama-cpp-python's server gets a batch's per-token vectors wrong for all but its first
+    # text, so a batch answered per token is asked for again one text at a time.
+    assert [e.body["input"] for e in server.exchanges] == [
+        ["green tea", "black coffee", "green tea"], ["green tea"], ["black coffee"],
+        ["green tea"], ["green tea"]]
+
+
+async def test_a_server_without_embeddings_says_how_to_start_it(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    # What llama-cpp-python's server answers when it was started without --embedding true.
+    server.always("tea", status(500, error={
+        "message": "Llama model must be created with embedding=True to call this method",
+        "type": "internal_server_error", "param": None, "code": None}))
+    made, sleeps = recorded(settings)
+    try:
+        with pytest.raises(BackendError) as caught:
+            await made.embed(["green tea"])
+    finally:
+        await made.aclose()
+    assert str(caught.value) == (
+        f"openai backend at {server.url}: the server computes no embeddings, which learn needs "
+        "(the server answered 500 Internal Server Error: Llama model must be created with "
+        "embedding=True to call this method); start llama-cpp-python's server with "
+        "--embedding true (it still chats then)")
+    assert (len(server.exchanges), sleeps.waits) == (1, [])  # asking again gives the same
+
+
+@pytest.mark.parametrize("embedding", [
+    [[1.0, 2.0], [3.0]],  # tokens of unequal length
+    [],
+    [[]],
+    "0.1 0.2",
+    [[1.0, "x"]],
+    {"values": [1.0]},
+])
+async def test_a_malformed_embedding_is_a_clear_error(
+    backend: OpenAIBackend, server: OpenAIServer, embedding: object
+) -> None:
+    server.always("odd", answer({"object": "list", "data": [
+        {"index": 0, "object": "embedding", "embedding": embedding}]}))
+    with pytest.raises(BackendError, match=r"unexpected response shape"):
+        await backend.embed(["odd"])
+    assert len(server.exchanges) == 1
+
+
 async def test_classify_reads_yes_and_no(backend: OpenAIBackend, server: OpenAIServer) -> None:
     server.reply("sky is blue", "Yes.")
     server.reply("grass is purple", "no")
@@ -135,6 +207,11 @@ async def test_classify_reads_yes_and_no(backend: OpenAIBackend, server: OpenAIS
     assert await backend.classify(ServiceRequest("is", {"evaluate": "grass is purple"})) is False
     with pytest.raises(BackendError, match="neither yes nor no"):
         await backend.classify(ServiceRequest("is", {"evaluate": "undecided"}))
+    # What a base model behind llama-cpp-python's fallback chat template may begin with.
+    server.reply("water is wet", "\n<</SYS>> Yes, it")
+    server.reply("fire is cold", "[/INST] No.")
+    assert await backend.classify(ServiceRequest("is", {"evaluate": "water is wet"})) is True
+    assert await backend.classify(ServiceRequest("is", {"evaluate": "fire is cold"})) is False
     body = server.exchanges[0].body
     assert (body["temperature"], body["max_tokens"]) == (0.0, 8)
     assert "Statement: the sky is blue" in body["messages"][1]["content"]
@@ -155,6 +232,91 @@ async def test_stream_yields_pieces_while_the_server_is_still_sending(
     assert first + "".join(rest) == "echo: a long story"
     assert len(rest) == 3
     assert exchange.outcome == "ok"
+
+
+async def test_every_chat_request_carries_max_tokens(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    # A base model never stops on its own: without a cap it runs to the end of its context.
+    server.reply("Statement", "yes")
+    default = OpenAIBackend(settings)
+    configured = OpenAIBackend(replace(settings, max_tokens=40))
+    try:
+        await default.complete(think("a"))
+        await default.chat(ServiceRequest("chat", {"message": "b"}))
+        "".join([piece async for piece in default.stream(think("c"))])
+        await configured.complete(think("d"))
+        "".join([piece async for piece in configured.stream(think("e"))])
+        await configured.complete(think("f", maxTokens=5))
+        await configured.classify(ServiceRequest("is", {"evaluate": "g"}))
+        await configured.classify(ServiceRequest("is", {"evaluate": "h", "maxTokens": 3}))
+    finally:
+        await default.aclose()
+        await configured.aclose()
+    assert [e.body["max_tokens"] for e in server.exchanges] == \
+        [DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS, 40, 40, 5, 8, 3]
+
+
+async def test_an_answer_cut_at_max_tokens_is_an_answer_and_says_so_in_the_log(
+    backend: OpenAIBackend, server: OpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cxlang.services")
+    assert await backend.complete(think("one two three", maxTokens=2)) == "echo: one "
+    streamed = [piece async for piece in backend.stream(think("four five six", maxTokens=3))]
+    assert streamed == ["echo: ", "four ", "five "]
+    assert [e.outcome for e in server.exchanges] == ["ok", "ok"]
+    notes = [r.getMessage() for r in caplog.records if "stopped at its limit" in r.getMessage()]
+    assert notes == [
+        f"openai backend at {server.url}: the answer stopped at its limit of {n} tokens; for "
+        "longer answers raise maxTokens: or max_tokens in cx.toml" for n in (2, 3)]
+    assert all(r.levelno == logging.INFO for r in caplog.records)
+
+
+# What llama-cpp-python's server answers for a prompt longer than its context (n_ctx 2048), and
+# the wording of the llama.cpp library, and of OpenAI and vLLM.
+LLAMA_CPP_PYTHON_OVERFLOW = status(400, error={
+    "message": "This model's maximum context length is 2048 tokens. However, you requested "
+               "2160 tokens (2110 in the messages, 50 in the completion). Please reduce the "
+               "length of the messages or completion.",
+    "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"})
+LLAMA_CPP_OVERFLOW = status(500, error={
+    "message": "Requested tokens (2110) exceed context window of 2048",
+    "type": "internal_server_error", "param": None, "code": None})
+OPENAI_OVERFLOW = status(400, error={
+    "message": "This model's maximum context length is 8192 tokens. However, your messages "
+               "resulted in 9000 tokens. Please reduce the length of the messages.",
+    "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"})
+
+
+@pytest.mark.parametrize(("fault", "numbers"), [
+    (LLAMA_CPP_PYTHON_OVERFLOW, "400 Bad Request: This model's maximum context length is 2048 "
+                                "tokens. However, you requested 2160 tokens (2110 in the "
+                                "messages, 50 in the completion)"),
+    (LLAMA_CPP_OVERFLOW, "500 Internal Server Error: Requested tokens (2110) exceed context "
+                         "window of 2048"),
+    (OPENAI_OVERFLOW, "maximum context length is 8192 tokens. However, your messages resulted "
+                      "in 9000 tokens"),
+], ids=["llama-cpp-python", "llama.cpp", "openai"])
+async def test_a_prompt_too_long_for_the_context_says_what_to_do_and_is_not_retried(
+    server: OpenAIServer, settings: BackendSettings, fault: Fault, numbers: str
+) -> None:
+    server.always("long", fault)
+    made, sleeps = recorded(settings)
+    try:
+        with pytest.raises(BackendError) as plain:
+            await made.complete(think("a long prompt"))
+        with pytest.raises(BackendError) as streamed:
+            [piece async for piece in made.stream(think("a long prompt"))]
+    finally:
+        await made.aclose()
+    for caught in (plain, streamed):
+        message = str(caught.value)
+        assert message.startswith(f"openai backend at {server.url}: the request does not fit "
+                                  "the model's context (the server answered ")
+        assert numbers in message
+        assert message.endswith("; shorten the prompt or the messages: history, or lower "
+                                "maxTokens: (or max_tokens in cx.toml)")
+    assert (len(server.exchanges), sleeps.waits) == (2, [])
 
 
 # Pool, concurrency limit, timeouts, cancellation ------------------------------------------------
@@ -351,6 +513,80 @@ async def test_a_stream_is_retried_before_its_first_piece_but_not_after(
     assert received == ["echo: ", "cut "]
     assert [e.outcome for e in server.exchanges] == ["status 503", "ok", "dropped"]
     assert len(sleeps.waits) == 1
+
+
+@pytest.mark.parametrize("done", [True, False], ids=["[DONE]", "body ends"])
+async def test_a_stream_cut_short_after_pieces_is_an_error_not_a_shorter_answer(
+    server: OpenAIServer, settings: BackendSettings, done: bool
+) -> None:
+    # llama-cpp-python's server, when another request waits: pieces, then [DONE] with no chunk
+    # carrying a finish_reason.
+    server.always("story", cut_short(2, done=done))
+    made, sleeps = recorded(settings)
+    received: list[str] = []
+    try:
+        with pytest.raises(BackendError) as caught:
+            async for piece in made.stream(think("a long story")):
+                received.append(piece)
+    finally:
+        await made.aclose()
+    assert received == ["echo: ", "a "]
+    assert str(caught.value) == (
+        f"openai backend at {server.url}: the server cut the answer short after 2 pieces (the "
+        "stream ended without a finish_reason); llama-cpp-python's server does that when "
+        "another request arrives while it streams: start it with --interrupt_requests false, "
+        "or set max_concurrency = 1 in cx.toml")
+    assert (len(server.exchanges), sleeps.waits) == (1, [])  # a retry would repeat the pieces
+
+
+async def test_a_stream_cut_short_before_any_piece_is_retried(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    server.fail("story", cut_short(0), cut_short(0, done=False))
+    made, sleeps = recorded(settings)
+    try:
+        text = "".join([piece async for piece in made.stream(think("a story"))])
+    finally:
+        await made.aclose()
+    assert text == "echo: a story"
+    assert [e.outcome for e in server.exchanges] == ["cut short", "cut short", "ok"]
+    assert len(sleeps.waits) == 2
+
+
+@pytest.mark.parametrize(("fault", "reason"), [
+    (cut_short(0), "the server ended the streamed answer before any text and without a "
+                   "finish_reason (llama-cpp-python's server does that when another request "
+                   "arrives while it streams: start it with --interrupt_requests false, or set "
+                   "max_concurrency = 1 in cx.toml)"),
+    (EMPTY_STREAM, "the server ended the stream without sending anything (llama-cpp-python's "
+                   "server does that when the prompt does not fit the model's context: shorten "
+                   "the prompt or the messages: history)"),
+], ids=["cut short", "empty"])
+async def test_a_stream_that_never_finishes_gives_up_saying_why(
+    server: OpenAIServer, settings: BackendSettings, fault: Fault, reason: str
+) -> None:
+    server.always("story", fault)
+    made, sleeps = recorded(settings, max_retries=2)
+    try:
+        with pytest.raises(BackendError) as caught:
+            [piece async for piece in made.stream(think("a story"))]
+    finally:
+        await made.aclose()
+    assert str(caught.value) == \
+        f"openai backend at {server.url}: {reason}; gave up after 3 attempts"
+    assert (len(server.exchanges), len(sleeps.waits)) == (3, 2)
+
+
+async def test_a_busy_server_is_not_called_absent(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    # llama-cpp-python's server lists its models only between answers.
+    server.always("", delay(30))
+    with pytest.raises(BackendError) as caught:
+        await list_models(settings, timeout=0.2)
+    assert str(caught.value) == (
+        f"openai backend at {server.url}: the server accepted the connection but did not list "
+        "its models within 0.2 s; it may be busy answering, try again when it is idle")
 
 
 async def test_a_model_is_required(settings: BackendSettings) -> None:

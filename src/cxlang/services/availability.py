@@ -56,13 +56,15 @@ async def _openai(settings: BackendSettings) -> tuple[bool, str]:
         models = await list_models(settings)
     except BackendError as exc:
         return False, str(exc)
-    offered = ", ".join(models[:8]) + (", ..." if len(models) > 8 else "")
+    listed = ", ".join(models[:8]) + (", ..." if len(models) > 8 else "")
     if not settings.model:
         return False, (f"{settings.base_url} answers, but no model is chosen: set --model or "
-                       f"CX_MODEL (it offers: {offered or 'none'})")
+                       f"CX_MODEL (it lists: {listed or 'none'})")
     if models and not {settings.model, f"{settings.model}:latest"} & set(models):
-        return False, (f"{settings.base_url} does not offer model {settings.model!r} "
-                       f"(it offers: {offered})")
+        # Still usable: a server with one model (llama-cpp-python's) serves it by any name.
+        return True, (f"{settings.base_url}, model {settings.model}: not listed by the server "
+                      f"(it lists: {listed}); a server with one model may take any name, "
+                      "others answer 404")
     return True, f"{settings.base_url}, model {settings.model}"
 
 

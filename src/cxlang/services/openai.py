@@ -7,6 +7,11 @@ connections are retried with backoff (:mod:`.retry`); anything else fails at onc
 server's own message and what to do about it. A cancelled branch cancels its ``await``, and
 httpx then closes the connection, so the server sees the request go away.
 
+Every chat request carries ``max_tokens`` (the call's ``maxTokens:``, else ``max_tokens`` from
+the settings): a base model never stops on its own. A streamed answer is complete only when a
+chunk says why it finished (``finish_reason``); one that ends without is an error, never a
+shorter success.
+
 Every exchange runs in a task of its own. httpx (through anyio) ties its locks and cancel
 scopes to the task that enters them, and a handler's first step may run in its caller's task
 (the runtime's eager start) before it continues in a task of its own; an exchange that began
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -49,6 +55,23 @@ T = TypeVar("T")
 _TRANSIENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError,
               httpx.RemoteProtocolError)
 
+# What a stream cut short means and what helps. llama-cpp-python's server ends an answer it is
+# streaming, with [DONE] and no finish_reason, as soon as another request waits for the model.
+_CUT_SHORT_HINT = ("llama-cpp-python's server does that when another request arrives while "
+                   "it streams: start it with --interrupt_requests false, or set "
+                   "max_concurrency = 1 in cx.toml")
+
+# A prompt longer than the model's context, as servers word it: llama-cpp-python's own
+# "Requested tokens (N) exceed context window of M" (its server rewords it in the OpenAI
+# style), and OpenAI's and vLLM's "maximum context length is M tokens".
+_CONTEXT_OVERFLOW = re.compile(r"exceed context window of \d+|maximum context length is \d+")
+
+# llama-cpp-python's server started without --embedding: every embeddings request fails so.
+_NO_EMBEDDINGS = "must be created with embedding=True"
+
+# Chat-template tags a model may echo: <</SYS>>, <start_of_turn>, <|im_end|>, [INST], [/INST].
+_TEMPLATE_MARKUP = re.compile(r"<+/?[\w|]+>+|\[/?INST\]")
+
 
 class _RetryableError(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
@@ -70,6 +93,7 @@ class OpenAIBackend:
                 "server's models)")
         self.model = settings.model
         self.embedding_model = settings.embedding_model or settings.model
+        self.max_tokens = settings.max_tokens
         self.base_url = settings.base_url
         self.read_timeout = settings.read_timeout
         self.retry = retry or RetryPolicy(max_retries=settings.max_retries,
@@ -89,10 +113,10 @@ class OpenAIBackend:
     # The Backend interface --------------------------------------------------------------------
 
     async def complete(self, request: ServiceRequest) -> str:
-        return await self._chat(chat_messages(request), generation(request))
+        return await self._answer(request)
 
     async def chat(self, request: ServiceRequest) -> str:
-        return await self._chat(chat_messages(request), generation(request))
+        return await self._answer(request)
 
     async def stream(self, request: ServiceRequest) -> AsyncIterator[str]:
         body = self._body(chat_messages(request), generation(request))
@@ -119,22 +143,24 @@ class OpenAIBackend:
             await asyncio.gather(producer, return_exceptions=True)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        data = await self._post("embeddings", {"model": self.embedding_model, "input": texts})
+        embeddings = await self._embeddings(texts)
+        if len(texts) > 1 and any(_per_token(value) for value in embeddings):
+            # llama-cpp-python's server (0.3) reads every text of a batch but the first from
+            # the wrong place when it gives vectors per token: ask for one text at a time.
+            embeddings = [(await self._embeddings([text]))[0] for text in texts]
         try:
-            items = sorted(data["data"], key=lambda item: item["index"])
-            vectors = [[float(x) for x in item["embedding"]] for item in items]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise self._unexpected(data, exc) from None
-        if len(vectors) != len(texts):
-            raise BackendError(f"{self._where}: asked for {len(texts)} embeddings, "
-                               f"got {len(vectors)}")
-        return vectors
+            return [_vector(value) for value in embeddings]
+        except (TypeError, ValueError) as exc:
+            raise self._unexpected(embeddings, exc) from None
 
     async def classify(self, request: ServiceRequest) -> bool:
         options = generation(request)
         options = Generation(0.0 if options.temperature is None else options.temperature,
-                             options.max_tokens or 8)
-        return parse_yes_no(await self._chat(classify_messages(request), options))
+                             options.max_tokens or 8)  # a yes or a no needs few tokens
+        text, _ = await self._chat(classify_messages(request), options)
+        # A base model behind a chat template may begin by echoing the template's markup
+        # ("<</SYS>> Yes, it holds." from llama-cpp-python's server): that is not its answer.
+        return parse_yes_no(_TEMPLATE_MARKUP.sub(" ", text))
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -146,20 +172,55 @@ class OpenAIBackend:
         return f"openai backend at {self.base_url}"
 
     def _body(self, messages: list[dict[str, str]], options: Generation) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "messages": messages}
+        body: dict[str, Any] = {"model": self.model, "messages": messages,
+                                "max_tokens": self._limit(options)}
         if options.temperature is not None:
             body["temperature"] = options.temperature
-        if options.max_tokens is not None:
-            body["max_tokens"] = options.max_tokens
         return body
 
-    async def _chat(self, messages: list[dict[str, str]], options: Generation) -> str:
+    async def _answer(self, request: ServiceRequest) -> str:
+        options = generation(request)
+        text, finish = await self._chat(chat_messages(request), options)
+        if finish == "length":
+            self._note_cap(self._limit(options))
+        return text
+
+    async def _embeddings(self, texts: list[str]) -> list[Any]:
+        """The server's embedding for each text, in their order, as the server sent them."""
+        data = await self._post("embeddings", {"model": self.embedding_model, "input": texts})
+        try:
+            items = sorted(data["data"], key=lambda item: item["index"])
+            embeddings = [item["embedding"] for item in items]
+        except (KeyError, TypeError) as exc:
+            raise self._unexpected(data, exc) from None
+        if len(embeddings) != len(texts):
+            raise BackendError(f"{self._where}: asked for {len(texts)} embeddings, "
+                               f"got {len(embeddings)}")
+        return embeddings
+
+    async def _chat(self, messages: list[dict[str, str]],
+                    options: Generation) -> tuple[str, str | None]:
+        """The answer's text and why it finished (``stop``, ``length``, ...) if the server
+        says."""
         data = await self._post("chat/completions", self._body(messages, options))
         try:
-            content = data["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError) as exc:
+            choice = data["choices"][0]
+            content = choice["message"]["content"]
+            finish = choice.get("finish_reason")
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self._unexpected(data, exc) from None
-        return content if isinstance(content, str) else ""
+        return (content if isinstance(content, str) else "",
+                finish if isinstance(finish, str) else None)
+
+    def _limit(self, options: Generation) -> int:
+        """An answer's most tokens: the call's ``maxTokens:``, else the settings'."""
+        return options.max_tokens or self.max_tokens
+
+    def _note_cap(self, limit: int) -> None:
+        """An answer that stopped at its token limit is still an answer, but maybe a truncated
+        one: say so where a user looking into short answers will find it."""
+        logger.info("%s: the answer stopped at its limit of %d tokens; for longer answers "
+                    "raise maxTokens: or max_tokens in cx.toml", self._where, limit)
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         async def attempt() -> Any:
@@ -178,9 +239,11 @@ class OpenAIBackend:
 
     async def _stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
         """Content deltas of a streamed chat completion. Retried only until the first piece:
-        after that a retry would repeat text the caller already has."""
+        after that a retry would repeat text the caller already has. The answer is whole
+        only once a chunk carried a ``finish_reason``: a stream that ends without one, by
+        ``[DONE]`` or by the connection closing, was cut short."""
         for attempt in range(self.retry.max_retries + 1):
-            started = False
+            pieces = 0
             try:
                 async with self._slots, self._client.stream(
                     "POST", "chat/completions", json=body
@@ -188,20 +251,45 @@ class OpenAIBackend:
                     if response.status_code != 200:
                         await response.aread()
                         self._check(response)
+                    events = 0
+                    finish: str | None = None
                     async for event in sse_events(response.aiter_lines()):
                         if event.data.strip() == "[DONE]":
-                            return
-                        piece = self._delta(event.data)
+                            break
+                        events += 1
+                        piece, finish = self._delta(event.data, finish)
                         if piece:
-                            started = True
+                            pieces += 1
                             yield piece
-                    return
+                    if finish == "length":
+                        self._note_cap(body["max_tokens"])
+                    if finish is not None:
+                        return
+                    raise self._unfinished(events, pieces)
             except (httpx.HTTPError, _RetryableError) as exc:
-                if started and isinstance(exc, _TRANSIENT):
+                if pieces and isinstance(exc, _TRANSIENT):
                     raise BackendError(f"{self._where}: the connection dropped in the middle "
-                                       f"of a streamed answer ({_describe(exc)})") from None
+                                       f"of a streamed answer, after {_pieces(pieces)} "
+                                       f"({_describe(exc)})") from None
                 failure = self._retryable(exc)
             await self._backoff("chat/completions (stream)", attempt, failure)
+
+    def _unfinished(self, events: int, pieces: int) -> Exception:
+        """The error for a stream that ended without a finish_reason: to retry while the
+        caller has nothing yet, else final (a retry would repeat what the caller has)."""
+        if pieces:
+            return BackendError(f"{self._where}: the server cut the answer short after "
+                                f"{_pieces(pieces)} (the stream ended without a "
+                                f"finish_reason); {_CUT_SHORT_HINT}")
+        if not events:
+            # llama-cpp-python's server answers a streamed request whose prompt does not
+            # fit the context with 200 and an empty stream: its error goes to its own log.
+            return _RetryableError(
+                "the server ended the stream without sending anything (llama-cpp-python's "
+                "server does that when the prompt does not fit the model's context: shorten "
+                "the prompt or the messages: history)")
+        return _RetryableError("the server ended the streamed answer before any text and "
+                               f"without a finish_reason ({_CUT_SHORT_HINT})")
 
     async def _with_retries(self, path: str, attempt: Callable[[], Awaitable[T]]) -> T:
         for number in range(self.retry.max_retries + 1):
@@ -244,6 +332,16 @@ class OpenAIBackend:
             return
         reason = f"the server answered {status} {_phrase(status)}"
         detail = _server_message(response)
+        if _CONTEXT_OVERFLOW.search(detail):
+            # Whatever the status, asking again cannot make the prompt fit.
+            raise BackendError(f"{self._where}: the request does not fit the model's context "
+                               f"({reason}: {detail.rstrip('.')}); shorten the prompt or the "
+                               "messages: history, or lower maxTokens: (or max_tokens in "
+                               "cx.toml)")
+        if _NO_EMBEDDINGS in detail:  # a 500, but asking again gives the same
+            raise BackendError(f"{self._where}: the server computes no embeddings, which "
+                               f"learn needs ({reason}: {detail}); start llama-cpp-python's "
+                               "server with --embedding true (it still chats then)")
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise _RetryableError(f"{reason}{': ' + detail if detail else ''}", retry_after)
@@ -257,7 +355,9 @@ class OpenAIBackend:
         raise BackendError(f"{self._where}: {reason}{': ' + detail if detail else ''}; "
                            f"{advice}")
 
-    def _delta(self, data: str) -> str:
+    def _delta(self, data: str, finish: str | None) -> tuple[str, str | None]:
+        """A streamed chunk's text, and the answer's finish_reason so far (*finish* until a
+        chunk carries one)."""
         try:
             chunk = json.loads(data)
         except ValueError:
@@ -269,11 +369,14 @@ class OpenAIBackend:
         try:
             choices = chunk["choices"]
             if not choices:  # a usage-only chunk
-                return ""
-            content = choices[0].get("delta", {}).get("content")
+                return "", finish
+            choice = choices[0]
+            content = choice.get("delta", {}).get("content")
+            reason = choice.get("finish_reason")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self._unexpected(chunk, exc) from None
-        return content if isinstance(content, str) else ""
+        return (content if isinstance(content, str) else "",
+                reason if isinstance(reason, str) else finish)
 
     def _timeout(self, exc: httpx.TimeoutException) -> BackendError:
         if isinstance(exc, httpx.ReadTimeout):
@@ -296,6 +399,11 @@ async def list_models(settings: BackendSettings, timeout: float = 2.0) -> list[s
                                  timeout=timeout) as client:
         try:
             response = await client.get("models")
+        except httpx.ReadTimeout:
+            # llama-cpp-python's server lists its models only between answers.
+            raise BackendError(f"{where}: the server accepted the connection but did not list "
+                               f"its models within {timeout:g} s; it may be busy answering, "
+                               "try again when it is idle") from None
         except httpx.HTTPError as exc:
             raise BackendError(f"no server at {settings.base_url} ({_describe(exc)}): start "
                                "one, or set OPENAI_BASE_URL") from None
@@ -310,6 +418,32 @@ async def list_models(settings: BackendSettings, timeout: float = 2.0) -> list[s
     except (ValueError, KeyError, TypeError):
         raise BackendError(f"{where}: GET /models did not answer as the OpenAI API does; "
                            "is OPENAI_BASE_URL right (it usually ends in /v1)?") from None
+
+
+def _per_token(embedding: Any) -> bool:
+    """Is this one vector per token? A server whose model does no pooling (llama-cpp-python's
+    with a model like Gemma 3) answers so."""
+    return isinstance(embedding, list) and bool(embedding) and all(
+        isinstance(token, list) for token in embedding)
+
+
+def _vector(embedding: Any) -> list[float]:
+    """One embedding: a list of numbers, or one per token, mean-pooled as the llama backend
+    does. Raises ``ValueError``/``TypeError`` for anything else."""
+    if _per_token(embedding):
+        columns = zip(*embedding, strict=True)  # tokens of unequal length: ValueError
+        vector = [sum(float(x) for x in column) / len(embedding) for column in columns]
+    elif isinstance(embedding, list):
+        vector = [float(x) for x in embedding]
+    else:
+        raise TypeError(f"an embedding is a list of numbers, not {type(embedding).__name__}")
+    if not vector:
+        raise ValueError("an empty embedding")
+    return vector
+
+
+def _pieces(count: int) -> str:
+    return f"{count} piece{'s' if count != 1 else ''}"
 
 
 def _phrase(status: int) -> str:
