@@ -176,10 +176,12 @@ class LlamaBackend:
                 # Counted as create_completion will tokenize it, which would only raise a
                 # bare "exceed context window" or cut the answer short.
                 prompt_tokens = len(llm.tokenize(prompt.encode(), add_bos=True, special=True))
-                if not asked:  # the default length is no promise: it shrinks to the room left
-                    room = CONTEXT_SIZE - prompt_tokens
-                    arguments["max_tokens"] = max(1, min(arguments["max_tokens"], room))
-                _check_room(prompt_tokens, answer=arguments["max_tokens"])
+                if asked:
+                    _check_room(prompt_tokens, answer=arguments["max_tokens"])
+                else:  # the default length is no promise: it shrinks to the room left
+                    _check_room(prompt_tokens, answer=None)
+                    arguments["max_tokens"] = min(arguments["max_tokens"],
+                                                  CONTEXT_SIZE - prompt_tokens)
                 # Forget the previous prompt: reusing its cached prefix changes the arithmetic
                 # slightly, and the same call should give the same text at temperature 0.
                 llm.reset()
@@ -206,8 +208,8 @@ class LlamaBackend:
 
 
 def _check_room(prompt_tokens: int, *, answer: int | None) -> None:
-    """Refuse a prompt that leaves less than *answer* tokens (maxTokens; ``None``: is/not's one
-    next word) of the context, with what to shorten."""
+    """Refuse a prompt that leaves less than *answer* tokens (maxTokens; ``None``: one token,
+    is/not's next word or the least answer) of the context, with what to shorten."""
     room = CONTEXT_SIZE - prompt_tokens
     if room >= (answer or 1):
         return
