@@ -19,7 +19,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..observe.timeline import TraceError, load, render  # noqa: PLC0415
+    from ..observe.timeline import ESTIMATE, TraceError, load, render  # noqa: PLC0415
 
     output = args.output or str(Path(args.file).with_suffix(".png"))
     try:
@@ -37,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     lanes = len(timeline.lanes)
     print(f"{output}: {len(timeline.bars)} spans in {lanes} lane{'s' if lanes > 1 else ''}; "
-          f"ran in {timeline.elapsed:.1f} ms, one branch at a time about "
-          f"{timeline.sequential:.1f} ms; {len(timeline.failures)} failures")
+          f"ran in {timeline.elapsed:.1f} ms; {ESTIMATE} {timeline.sequential:.1f} ms; "
+          f"{len(timeline.failures)} failures")
     return 0

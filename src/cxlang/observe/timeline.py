@@ -3,9 +3,9 @@
 Each lane of the trace is a band of rows, one row per nesting level, so a run's parallel
 branches sit side by side; bars are coloured by what they are (run, service call, parallel
 call, branch, handler, event dispatch), failed ones are hatched and outlined in red with their
-failure written after them. The title gives the run's real time and the time it would have
-taken with one branch at a time. PNG and SVG come from matplotlib (``cxlang[viz]``); HTML is a
-page around the SVG.
+failure written after them. The title gives the run's real time and an estimate, from the
+branches' times, of the run with one branch at a time. PNG and SVG come from matplotlib
+(``cxlang[viz]``); HTML is a page around the SVG.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FORMATS", "Timeline", "TraceError", "load", "render"]
+__all__ = ["ESTIMATE", "FORMATS", "Timeline", "TraceError", "load", "render"]
 
 FORMATS = (".png", ".svg", ".html")
+# Said beside the one-at-a-time figure: it is the branches' times added up, not a measurement.
+ESTIMATE = "one branch at a time, estimated from the branches' own times (cx run --sequential " \
+    "measures it):"
 KINDS = {  # kind -> (colour, legend label), in legend order
     "run": ("#bab0ac", "run"),
     "service": ("#4c78a8", "service call"),
@@ -72,8 +75,11 @@ class Timeline:
 
     @property
     def sequential(self) -> float:
-        """Milliseconds the run would have taken with one branch of each call at a time: each
-        call lasts as long as its branches together, nested calls likewise."""
+        """An estimate of the run with one branch of each call at a time: each call lasting
+        as long as its branches together, nested calls likewise. It assumes a branch alone takes
+        as long as it did here; branches that queued for a backend serving one call at a time
+        took longer here than alone, so against such a backend it says too much (``cx run
+        --sequential`` measures the real thing)."""
         roots = [b for b in self.bars if b.parent is None]
         return self.elapsed + sum(_extra_inside(b) for b in roots)
 
@@ -241,7 +247,7 @@ def _label(bar: Bar) -> str:
 
 def _summary(timeline: Timeline) -> str:
     real, one_by_one = timeline.elapsed, timeline.sequential
-    text = f"ran in {real:.1f} ms; one branch at a time it would take about {one_by_one:.1f} ms"
+    text = f"ran in {real:.1f} ms; {ESTIMATE} {one_by_one:.1f} ms"
     if real > 0 and one_by_one > real * 1.05:
         text += f" ({one_by_one / real:.1f}x longer)"
     failures = len(timeline.failures)
