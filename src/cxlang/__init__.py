@@ -20,8 +20,10 @@ from .runtime import (
     check_cancelled,
     current_context,
 )
+from .services import BackendError, Services
 
 __all__ = [
+    "BackendError",
     "BranchOutcome",
     "Event",
     "ExecutionContext",
@@ -33,6 +35,7 @@ __all__ = [
     "QueueFull",
     "Runtime",
     "RuntimeClosed",
+    "Services",
     "Subscription",
     "__version__",
     "check_cancelled",

@@ -1,0 +1,297 @@
+"""Services: the AI services as Python coroutines, for code that uses cxlang as a library.
+
+A CX program calls ``think { ... }`` and hears back through events (``thinking.complete``,
+``thinking.error``). Python code has ``await`` for that: each method returns the answer and
+raises what fails (:class:`BackendError`, its message saying what to do), and emits no event.
+The calls go through the same :class:`ServiceInvoker`, backends, prompts and memory as a
+program's, so an answer means the same from either face.
+
+A call with ``parallel=`` is a parallel call's source step, as a CX call with handler
+parameters is: the model call, then the handlers over the call's payload plus ``result``, all
+at once (:meth:`cxlang.Runtime.parallel`); it returns their consolidated result, whose partial
+failures are data (``res.failures``), not exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Any, overload
+
+from ..runtime import ParallelExecutionResult, Runtime
+from ..runtime.resolver import ParameterSpec
+from .backend import Backend
+from .config import BackendSettings, load_settings
+from .invoker import ServiceInvoker
+from .memory import Memory
+from .registry import create_backend
+
+__all__ = ["Services"]
+
+
+class Services:
+    """``think``, ``chat``, ``is``, ``learn`` and streamed text on one backend, for *runtime*.
+
+    The backend comes from the keywords, over *settings* when given, else over what ``cx run``
+    reads (``CX_BACKEND``/``CX_MODEL``/``OPENAI_BASE_URL``/``OPENAI_API_KEY``, then the nearest
+    ``cx.toml`` or ``[tool.cx]``), else ``local``. ``latency`` (seconds) slows the ``local``
+    backend down like a real model. The Services own the backend: ``aclose()`` (or leaving
+    ``async with``) closes its connections; the runtime stays open, it is the caller's.
+
+    Every method is a coroutine (``stream`` an async iterator): await it from your own
+    coroutines or from ``async def`` handlers. Cancelling the awaiting task cancels the model
+    request. Options are keyword-only and ``None`` leaves the default: ``system`` (instructions),
+    ``context`` (background), ``temperature``, ``max_tokens`` (the answer's length), ``recall``
+    (learnt texts given to the model, default 3, ``0`` for none).
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        backend: str | None = None,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        embedding_model: str | None = None,
+        settings: BackendSettings | None = None,
+        latency: float = 0.0,
+    ) -> None:
+        chosen: dict[str, Any] = {key: value for key, value in (
+            ("backend", backend), ("model", model), ("api_key", api_key),
+            ("embedding_model", embedding_model),
+            ("base_url", None if base_url is None else base_url.rstrip("/")),
+        ) if value is not None}
+        if backend is not None:
+            chosen["source"] = "Services(backend=...)"
+        self.runtime = runtime
+        self.settings = replace(load_settings() if settings is None else settings, **chosen)
+        self.backend: Backend = create_backend(self.settings.backend, latency=latency,
+                                               settings=self.settings)
+        self._invoker = ServiceInvoker(runtime, self.backend)
+        self._closed = False
+
+    @property
+    def memory(self) -> Memory:
+        """What :meth:`learn` stored, shared by every later call of these Services."""
+        return self._invoker.memory
+
+    # Text ------------------------------------------------------------------------------------
+
+    @overload
+    async def think(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        context: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        recall: int | None = None,
+    ) -> str: ...
+
+    @overload
+    async def think(
+        self,
+        prompt: str,
+        *,
+        parallel: ParameterSpec,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+        system: str | None = None,
+        context: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        recall: int | None = None,
+    ) -> ParallelExecutionResult: ...
+
+    async def think(
+        self,
+        prompt: str,
+        *,
+        parallel: ParameterSpec | None = None,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+        system: str | None = None,
+        context: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        recall: int | None = None,
+    ) -> str | ParallelExecutionResult:
+        """The model's answer to *prompt*.
+
+        With ``parallel={"name": "event.name", ...}`` the answer is a parallel call's source
+        step: the handlers then run at once over ``{"prompt": ..., "result": answer}`` (with
+        the options that were set, as a CX call's handlers see them), and the consolidated
+        result is returned. ``timeout`` (seconds, per handler), ``max_concurrency`` and
+        ``fail_fast`` are :meth:`cxlang.Runtime.parallel`'s.
+        """
+        properties = _properties(prompt=prompt, system=system, context=context,
+                                 temperature=temperature, maxTokens=max_tokens, recall=recall)
+        return await self._text("think", properties, parallel, timeout, max_concurrency,
+                                fail_fast)
+
+    @overload
+    async def chat(
+        self,
+        message: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, str]] | None = None,
+        system: str | None = None,
+        context: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        recall: int | None = None,
+    ) -> str: ...
+
+    @overload
+    async def chat(
+        self,
+        message: str | None = None,
+        *,
+        parallel: ParameterSpec,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+        messages: Sequence[Mapping[str, str]] | None = None,
+        system: str | None = None,
+        context: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        recall: int | None = None,
+    ) -> ParallelExecutionResult: ...
+
+    async def chat(
+        self,
+        message: str | None = None,
+        *,
+        parallel: ParameterSpec | None = None,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+        messages: Sequence[Mapping[str, str]] | None = None,
+        system: str | None = None,
+        context: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        recall: int | None = None,
+    ) -> str | ParallelExecutionResult:
+        """The assistant's reply to *message*, after the history in ``messages``
+        (``[{"role": "user", "content": "hi"}, ...]``); without *message* it answers the
+        history's last turn. ``parallel=`` and its options as in :meth:`think`."""
+        history = _history("chat", "message", message, messages)
+        properties = _properties(message=message, messages=history,
+                                 system=system, context=context, temperature=temperature,
+                                 maxTokens=max_tokens, recall=recall)
+        return await self._text("chat", properties, parallel, timeout, max_concurrency,
+                                fail_fast)
+
+    def stream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, str]] | None = None,
+        system: str | None = None,
+        context: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        recall: int | None = None,
+    ) -> AsyncIterator[str]:
+        """``async for piece in svc.stream(prompt)``: what :meth:`think` would answer, in
+        pieces as the model produces them; with ``messages=``, what :meth:`chat` would."""
+        self._check_open()
+        service = "think" if messages is None else "chat"
+        history = _history("stream", "prompt", prompt, messages)
+        properties = _properties(prompt=prompt, messages=history,
+                                 system=system, context=context, temperature=temperature,
+                                 maxTokens=max_tokens, recall=recall)
+        return self._invoker.stream_answer(service, properties)
+
+    # Judgement and memory --------------------------------------------------------------------
+
+    async def is_(
+        self,
+        statement: str,
+        *,
+        data: object = None,
+        context: str | None = None,
+        recall: int | None = None,
+    ) -> bool:
+        """Does *statement* hold, given *data* and *context*? The model's yes or no (CX's
+        ``is``; ``is`` itself is a Python keyword). The ``local`` backend, which cannot judge,
+        always says yes."""
+        self._check_open()
+        properties = _properties(evaluate=statement, data=data, context=context, recall=recall)
+        return bool(await self._invoker.answer("is", properties))
+
+    async def learn(self, text: str) -> None:
+        """Keep *text* in :attr:`memory`: later calls are given the learnt texts closest to
+        their prompt (their ``recall``)."""
+        self._check_open()
+        await self._invoker.answer("learn", {"data": text})
+
+    # Lifetime --------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the backend's connections (and model); later calls raise. Closing twice is
+        fine."""
+        if not self._closed:
+            self._closed = True
+            await self.backend.aclose()
+
+    async def __aenter__(self) -> Services:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _text(
+        self,
+        service: str,
+        properties: dict[str, Any],
+        parallel: ParameterSpec | None,
+        timeout: float | None,
+        max_concurrency: int | None,
+        fail_fast: bool,
+    ) -> str | ParallelExecutionResult:
+        if parallel is None and (timeout is not None or max_concurrency is not None
+                                 or fail_fast):
+            raise TypeError(f"{service}(): timeout, max_concurrency and fail_fast steer the "
+                            "handlers of parallel=; to bound the model call itself, await it "
+                            "inside `async with asyncio.timeout(seconds):`")
+        self._check_open()
+        result = await self._invoker.answer(service, properties)
+        if parallel is None:
+            return str(result)
+        # The payload a CX call's handlers get, so one handler serves both faces.
+        return await self.runtime.parallel(
+            parallel, {**properties, "result": result}, timeout=timeout,
+            max_concurrency=max_concurrency, fail_fast=fail_fast)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("these Services are closed (aclose() or the end of their "
+                               "`async with`); make a new cxlang.Services(...) to call again")
+
+
+def _properties(**options: object) -> dict[str, Any]:
+    """A call's properties as a CX call names them, without the options left unset."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _history(
+    method: str, what: str, text: str | None, messages: Sequence[Mapping[str, str]] | None
+) -> list[dict[str, str]] | None:
+    """The chat history as the prompts take it; refused when there is nothing to answer."""
+    if text is None and not messages:
+        raise ValueError(f"{method}() needs a {what}, or messages=[{{'role': 'user', "
+                         "'content': ...}] whose last turn it answers")
+    return None if messages is None else [dict(turn) for turn in messages]
