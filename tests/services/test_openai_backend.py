@@ -282,6 +282,9 @@ LLAMA_CPP_PYTHON_OVERFLOW = status(400, error={
 LLAMA_CPP_OVERFLOW = status(500, error={
     "message": "Requested tokens (2110) exceed context window of 2048",
     "type": "internal_server_error", "param": None, "code": None})
+LLAMA_SERVER_OVERFLOW = status(400, error={
+    "code": 400, "message": "the request exceeds the available context size, try increasing it",
+    "type": "exceed_context_size_error", "n_prompt_tokens": 4200, "n_ctx": 4096})
 OPENAI_OVERFLOW = status(400, error={
     "message": "This model's maximum context length is 8192 tokens. However, your messages "
                "resulted in 9000 tokens. Please reduce the length of the messages.",
@@ -296,7 +299,9 @@ OPENAI_OVERFLOW = status(400, error={
                          "window of 2048"),
     (OPENAI_OVERFLOW, "maximum context length is 8192 tokens. However, your messages resulted "
                       "in 9000 tokens"),
-], ids=["llama-cpp-python", "llama.cpp", "openai"])
+    (LLAMA_SERVER_OVERFLOW, "400 Bad Request: the request exceeds the available context "
+                            "size, try increasing it"),
+], ids=["llama-cpp-python", "llama.cpp", "openai", "llama-server"])
 async def test_a_prompt_too_long_for_the_context_says_what_to_do_and_is_not_retried(
     server: OpenAIServer, settings: BackendSettings, fault: Fault, numbers: str
 ) -> None:

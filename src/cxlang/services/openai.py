@@ -63,8 +63,10 @@ _CUT_SHORT_HINT = ("llama-cpp-python's server does that when another request arr
 
 # A prompt longer than the model's context, as servers word it: llama-cpp-python's own
 # "Requested tokens (N) exceed context window of M" (its server rewords it in the OpenAI
-# style), and OpenAI's and vLLM's "maximum context length is M tokens".
-_CONTEXT_OVERFLOW = re.compile(r"exceed context window of \d+|maximum context length is \d+")
+# style), OpenAI's and vLLM's "maximum context length is M tokens", and llama.cpp's
+# llama-server's "the request exceeds the available context size".
+_CONTEXT_OVERFLOW = re.compile(r"exceed context window of \d+|maximum context length is \d+"
+                               r"|exceeds the available context size")
 
 # llama-cpp-python's server started without --embedding: every embeddings request fails so.
 _NO_EMBEDDINGS = "must be created with embedding=True"
