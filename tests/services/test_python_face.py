@@ -448,3 +448,10 @@ async def test_without_any_settings_the_backend_is_local(
     monkeypatch.chdir(tmp_path)
     async with cxlang.Services(rt) as svc:
         assert (svc.settings.backend, svc.settings.source) == ("local", "default")
+
+
+async def test_a_misspelt_option_is_refused_with_what_was_meant() -> None:
+    async with cxlang.Runtime() as rt, cxlang.Services(rt, backend="local") as svc:
+        with pytest.raises(TypeError, match=r"unexpected keyword argument 'temprature'; did "
+                                            r"you mean 'temperature'\?"):
+            await svc.think("p", temprature=0)  # type: ignore[call-overload]

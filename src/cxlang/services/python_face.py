@@ -14,10 +14,11 @@ failures are data (``res.failures``), not exceptions.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, TypedDict, Unpack, overload
 
 from ..runtime import ParallelExecutionResult, Runtime
 from ..runtime.resolver import ParameterSpec
@@ -27,7 +28,19 @@ from .invoker import ServiceInvoker
 from .memory import Memory
 from .registry import create_backend
 
-__all__ = ["Services"]
+__all__ = ["ModelOptions", "Services"]
+
+_CX_NAMES = {"max_tokens": "maxTokens"}
+
+
+class ModelOptions(TypedDict, total=False):
+    """How a call asks the model, each optional (``None`` too leaves the default)."""
+
+    system: str | None  # instructions instead of the service's own
+    context: str | None  # background given with the prompt
+    temperature: float | None
+    max_tokens: int | None  # the answer's length (default: max_tokens in cx.toml, 256)
+    recall: int | None  # learnt texts given to the model (default 3, 0 for none)
 
 
 class Services:
@@ -80,16 +93,7 @@ class Services:
     # Text ------------------------------------------------------------------------------------
 
     @overload
-    async def think(
-        self,
-        prompt: str,
-        *,
-        system: str | None = None,
-        context: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        recall: int | None = None,
-    ) -> str: ...
+    async def think(self, prompt: str, **options: Unpack[ModelOptions]) -> str: ...
 
     @overload
     async def think(
@@ -100,11 +104,7 @@ class Services:
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
-        system: str | None = None,
-        context: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        recall: int | None = None,
+        **options: Unpack[ModelOptions],
     ) -> ParallelExecutionResult: ...
 
     async def think(
@@ -115,11 +115,7 @@ class Services:
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
-        system: str | None = None,
-        context: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        recall: int | None = None,
+        **options: Unpack[ModelOptions],
     ) -> str | ParallelExecutionResult:
         """The model's answer to *prompt*.
 
@@ -129,8 +125,7 @@ class Services:
         result is returned. ``timeout`` (seconds, per handler), ``max_concurrency`` and
         ``fail_fast`` are :meth:`cxlang.Runtime.parallel`'s.
         """
-        properties = _properties(prompt=prompt, system=system, context=context,
-                                 temperature=temperature, maxTokens=max_tokens, recall=recall)
+        properties = _properties(options, prompt=prompt)
         return await self._text("think", properties, parallel, timeout, max_concurrency,
                                 fail_fast)
 
@@ -140,11 +135,7 @@ class Services:
         message: str | None = None,
         *,
         messages: Sequence[Mapping[str, str]] | None = None,
-        system: str | None = None,
-        context: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        recall: int | None = None,
+        **options: Unpack[ModelOptions],
     ) -> str: ...
 
     @overload
@@ -157,11 +148,7 @@ class Services:
         max_concurrency: int | None = None,
         fail_fast: bool = False,
         messages: Sequence[Mapping[str, str]] | None = None,
-        system: str | None = None,
-        context: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        recall: int | None = None,
+        **options: Unpack[ModelOptions],
     ) -> ParallelExecutionResult: ...
 
     async def chat(
@@ -173,19 +160,13 @@ class Services:
         max_concurrency: int | None = None,
         fail_fast: bool = False,
         messages: Sequence[Mapping[str, str]] | None = None,
-        system: str | None = None,
-        context: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        recall: int | None = None,
+        **options: Unpack[ModelOptions],
     ) -> str | ParallelExecutionResult:
         """The assistant's reply to *message*, after the history in ``messages``
         (``[{"role": "user", "content": "hi"}, ...]``); without *message* it answers the
         history's last turn. ``parallel=`` and its options as in :meth:`think`."""
         history = _history("chat", "message", message, messages)
-        properties = _properties(message=message, messages=history,
-                                 system=system, context=context, temperature=temperature,
-                                 maxTokens=max_tokens, recall=recall)
+        properties = _properties(options, message=message, messages=history)
         return await self._text("chat", properties, parallel, timeout, max_concurrency,
                                 fail_fast)
 
@@ -194,20 +175,14 @@ class Services:
         prompt: str | None = None,
         *,
         messages: Sequence[Mapping[str, str]] | None = None,
-        system: str | None = None,
-        context: str | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        recall: int | None = None,
+        **options: Unpack[ModelOptions],
     ) -> AsyncIterator[str]:
         """``async for piece in svc.stream(prompt)``: what :meth:`think` would answer, in
         pieces as the model produces them; with ``messages=``, what :meth:`chat` would."""
         self._check_open()
         service = "think" if messages is None else "chat"
         history = _history("stream", "prompt", prompt, messages)
-        properties = _properties(prompt=prompt, messages=history,
-                                 system=system, context=context, temperature=temperature,
-                                 maxTokens=max_tokens, recall=recall)
+        properties = _properties(options, prompt=prompt, messages=history)
         return self._invoker.stream_answer(service, properties)
 
     # Judgement and memory --------------------------------------------------------------------
@@ -224,7 +199,8 @@ class Services:
         ``is``; ``is`` itself is a Python keyword). The ``local`` backend, which cannot judge,
         always says yes."""
         self._check_open()
-        properties = _properties(evaluate=statement, data=data, context=context, recall=recall)
+        properties = _properties({"context": context, "recall": recall}, evaluate=statement,
+                                 data=data)
         return bool(await self._invoker.answer("is", properties))
 
     async def learn(self, text: str) -> None:
@@ -282,9 +258,18 @@ class Services:
                                "`async with`); make a new cxlang.Services(...) to call again")
 
 
-def _properties(**options: object) -> dict[str, Any]:
-    """A call's properties as a CX call names them, without the options left unset."""
-    return {key: value for key, value in options.items() if value is not None}
+def _properties(options: Mapping[str, object], **text: object) -> dict[str, Any]:
+    """A call's properties as a CX call names them (``max_tokens`` is ``maxTokens:``), without
+    the options left unset."""
+    unknown = options.keys() - ModelOptions.__annotations__.keys()
+    if unknown:  # **options takes any keyword at run time: a typo must not pass unseen
+        key = min(unknown)
+        close = difflib.get_close_matches(key, ModelOptions.__annotations__, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(f"unexpected keyword argument {key!r}{hint} (the options are "
+                        f"{', '.join(ModelOptions.__annotations__)})")
+    named = {_CX_NAMES.get(key, key): value for key, value in options.items()}
+    return {key: value for key, value in {**text, **named}.items() if value is not None}
 
 
 def _history(
