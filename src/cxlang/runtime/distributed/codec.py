@@ -9,11 +9,17 @@ hops from the first emit), ``Cx-Origin`` (the emitting process); a call adds ``C
 and ``Cx-Parameter`` (the caller's execution context) and ``Cx-Handler`` (which of the serving
 group's handlers of the event to run). A reply's body is ``{"value": v}`` or
 ``{"failure": {"type", "message"}}``.
+
+What arrives is bounded before it is believed: any peer on the bus can send anything, and one
+message must never stop a process. JSON nested deeper than :data:`MAX_NESTING`, headers that
+are not what cxlang writes (a negative or enormous depth, a time that is no number) and
+replies of another shape are refused as malformed (``ValueError``), never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -46,8 +52,53 @@ PARAMETER = "Cx-Parameter"
 HANDLER = "Cx-Handler"
 MSG_ID = "Nats-Msg-Id"  # JetStream drops a re-sent event with the same id
 
+MAX_NESTING = 100  # levels of objects and arrays in a payload or value from another process
+MAX_DEPTH = 1_000_000_000  # causal hops a header may claim (the run's own limit comes after)
+_FAILURE_KINDS = frozenset({"error", "timeout", "no_handler", "cancelled"})
+
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.loads
+
+
+def _loads(data: bytes) -> Any:
+    """JSON from another process, no deeper than :data:`MAX_NESTING`."""
+    try:
+        value = json.loads(data)
+    except RecursionError:  # deeper than the parser's own stack allows
+        raise ValueError(f"JSON nested more than {MAX_NESTING} levels deep") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 ({exc.reason})") from None
+    _check_nesting(value)
+    return value
+
+
+def _check_nesting(value: Any) -> None:
+    """Walk *value* without recursion; refuse it past :data:`MAX_NESTING` levels."""
+    level: list[tuple[Any, int]] = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        children = item.values() if isinstance(item, dict) else item \
+            if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > MAX_NESTING:
+            raise ValueError(f"JSON nested more than {MAX_NESTING} levels deep")
+        level.extend((child, depth + 1) for child in children)
+
+
+def _header_depth(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or int(text) > MAX_DEPTH:
+        raise ValueError(f"a {DEPTH} header of {text[:20]!r}: not a count of hops")
+    return int(text)
+
+
+def _header_time(text: str) -> float:
+    try:
+        value = float(text[:40])
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"a {TIME} header of {text[:20]!r}: not a time")
+    return value
 
 
 def encode_payload(event: Event) -> bytes:
@@ -80,8 +131,11 @@ def decode_event(name: str, headers: Mapping[str, str] | None, data: bytes) -> E
         raise ValueError(f"the payload of {name!r} is not a JSON object")
     if not headers or ID not in headers:
         return Event(name, payload)  # published by something that is not cxlang: a new event
+    if TIME not in headers:
+        raise ValueError(f"an event with a {ID} header but no {TIME}")
     return Event(name, payload, id=headers[ID], parent_id=headers.get(PARENT),
-                 depth=int(headers.get(DEPTH, "0")), timestamp=float(headers[TIME]))
+                 depth=_header_depth(headers.get(DEPTH, "0")),
+                 timestamp=_header_time(headers[TIME]))
 
 
 def call_headers(
@@ -108,8 +162,11 @@ def decode_call(name: str, headers: Mapping[str, str] | None, data: bytes) -> Ca
     """A call request; raises ``ValueError`` for a malformed one."""
     if not headers or HANDLER not in headers:
         raise ValueError(f"a call of {name!r} without a {HANDLER} header")
+    index = headers[HANDLER]
+    if not (index.isascii() and index.isdigit() and len(index) <= 6):
+        raise ValueError(f"a {HANDLER} header of {index[:20]!r}: not a handler's number")
     return Call(decode_event(name, headers, data), headers.get(EXECUTION),
-                headers.get(PARAMETER), int(headers[HANDLER]))
+                headers.get(PARAMETER), int(index))
 
 
 def encode_value(value: Any, handler: str) -> bytes:
@@ -126,9 +183,17 @@ def encode_failure(failure: Failure) -> bytes:
 
 
 def decode_reply(data: bytes) -> Any:
-    """The handler's value; raises :class:`BranchFailed` with the failure it reported."""
-    reply = _loads(data)
-    if "failure" in reply:
-        failure = reply["failure"]
-        raise BranchFailed(Failure(failure["type"], failure["message"]))
-    return reply["value"]
+    """The handler's value; raises :class:`BranchFailed` with the failure it reported, or
+    with an error for a reply that is not one cxlang writes."""
+    try:
+        reply = _loads(data)
+        if isinstance(reply, dict) and reply.keys() == {"value"}:
+            return reply["value"]
+        failure = reply["failure"] if isinstance(reply, dict) and len(reply) == 1 else None
+        if not (isinstance(failure, dict) and failure.get("type") in _FAILURE_KINDS
+                and isinstance(failure.get("message"), str)):
+            raise ValueError("neither a value nor a failure")
+    except (ValueError, KeyError) as exc:
+        raise BranchFailed(Failure("error", f"the serving process sent a malformed reply "
+                                            f"({exc})")) from None
+    raise BranchFailed(Failure(failure["type"], failure["message"]))

@@ -103,9 +103,19 @@ class DurableConsumer:
                 task.add_done_callback(self._running.discard)
 
     async def _handle(self, msg: Msg) -> None:
-        await self._deliver(msg)
         try:
-            await msg.ack()
+            await self._deliver(msg)
+        except Exception as exc:
+            # A message this process cannot take now will not be taken on redelivery either:
+            # end it, rather than see it fail again every ack_wait for ever.
+            logger.error("durable event on %s ended unhandled: %s", msg.subject, exc)
+            await self._settle(msg.term)
+            return
+        await self._settle(msg.ack)
+
+    async def _settle(self, verdict: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await verdict()
         except Exception as exc:  # the connection went: the event comes again, which is safe
             logger.warning("could not acknowledge a durable event: %r", exc)
 

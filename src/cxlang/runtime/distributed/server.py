@@ -16,6 +16,7 @@ from ..context import ExecutionContext
 from ..handlers import Running, Subscription, cancel_handler, start_handler
 from ..outcomes import Failure
 from .codec import Call, decode_call, encode_failure, encode_value
+from .subjects import is_local
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -41,6 +42,11 @@ class CallServer:
 
     async def on_request(self, msg: Msg) -> None:
         name = msg.subject[len(self.prefix):]
+        if is_local(name):  # system.* belongs to its process: no peer calls those handlers
+            await self._reply(msg, encode_failure(Failure(
+                "no_handler", f"{name!r} is a system event: its handlers serve their own "
+                              "process only")))
+            return
         try:
             call = decode_call(name, msg.headers, msg.data)
         except ValueError as exc:

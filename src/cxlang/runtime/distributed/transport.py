@@ -38,6 +38,7 @@ from ..errors import QueueFull, RuntimeClosed
 from ..events import Event, new_origin
 from .codec import ID, decode_event, encode_payload, event_headers, origin_of
 from .directory import Announcement, Directory
+from .drops import DroppedEvents
 from .durable import DurableConsumer, ensure_stream
 from .errors import BusUnavailable, NotPortable
 from .outbox import Item, Outbox
@@ -105,6 +106,7 @@ class NatsTransport:
         else:
             self.outbox = Outbox(self._send, _retryable, bus.max_queue, self._confirm)
         self._recent = RecentIds()
+        self.drops = DroppedEvents()
         self.client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subs: dict[str, NatsSubscription] = {}  # pattern subject -> its subscription
@@ -218,6 +220,7 @@ class NatsTransport:
         if self._consumer is not None:
             await self._consumer.close()
         await self.server.close()
+        self.drops.flush()
         for task in list(self._tasks):
             task.cancel()
         self.client = self.server.client = None
@@ -264,27 +267,49 @@ class NatsTransport:
     async def deliver(self, msg: Msg) -> None:
         """An event from another process: dispatched here like one emitted here."""
         name = msg.subject
-        if not is_event_subject(name):
-            return  # a reply or cxlang's own traffic that a broad pattern also matches
+        if not is_event_subject(name) or is_local(name):
+            # A reply or cxlang's own traffic that a broad pattern also matches; or a
+            # system.* event, which belongs to the process that emitted it (no peer shuts
+            # this one down or writes to its console).
+            return
         if msg.headers and not self._recent.first_time(msg.headers.get(ID)):
             return  # sent again after a reconnect, but it had arrived
+        event = self._accepted(name, msg)
+        if event is None:
+            return
         try:
-            self.bus.enqueue(decode_event(name, msg.headers, msg.data))
+            self.bus.enqueue(event)
         except RuntimeClosed:
             pass
-        except (ValueError, QueueFull) as exc:
-            logger.error("event %s from another process dropped: %s", name, exc)
+        except QueueFull:
+            self.drops.dropped(name, f"the event queue is full ({self.bus.max_queue:,} events "
+                                     "waiting)")
 
-    async def _on_durable(self, msg: Msg) -> None:
-        name = msg.subject[len(DURABLE):]
-        if origin_of(msg.headers) == self.origin or not self.bus.handlers_for(name):
-            return  # its emitter ran its handlers here already; or nothing here handles it
+    def _accepted(self, name: str, msg: Msg) -> Event | None:
+        """The event *msg* carries, or ``None`` (and the drop told) when this process does not
+        take it: malformed, or deeper than its own --max-depth. A peer's message may stop what
+        it leads to, never the process."""
         try:
             event = decode_event(name, msg.headers, msg.data)
         except ValueError as exc:
-            logger.error("durable event %s dropped: %s", name, exc)
-            return
-        await self.coordinator.emit_parallel([event], publish=False)
+            self.drops.dropped(name, f"malformed: {exc}")
+            return None
+        if event.depth >= self.bus.max_depth:
+            self.drops.dropped(name, f"it arrived {event.depth:,} causal hops deep, at or past "
+                                     f"this process's limit of {self.bus.max_depth:,}")
+            return None
+        return event
+
+    async def _on_durable(self, msg: Msg) -> None:
+        """A durable event, dispatched to this process's handlers and waited for; a
+        malformed one is dropped (and acknowledged: no redelivery would mend it)."""
+        name = msg.subject[len(DURABLE):]
+        if is_local(name) or origin_of(msg.headers) == self.origin \
+                or not self.bus.handlers_for(name):
+            return  # its emitter ran its handlers here already; or nothing here handles it
+        event = self._accepted(name, msg)
+        if event is not None:
+            await self.coordinator.emit_parallel([event], publish=False)
 
     # The directory ---------------------------------------------------------------------------
 

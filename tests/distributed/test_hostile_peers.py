@@ -1,0 +1,190 @@
+"""A peer on the bus that is not cxlang, or not friendly: raw NATS messages, on a real server.
+
+No message commands a process: ``system.*`` stays in its own process on every path (a plain
+publish, a call request, a durable event), and a malformed or over-deep message is dropped and
+told (once, then counted), never a traceback and never a stopped process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+import nats
+import pytest
+from nats.aio.client import Client
+
+import cxlang
+from cxlang.runtime.coordinator import BranchFailed
+from cxlang.runtime.distributed.codec import MAX_NESTING, decode_reply
+from cxlang.runtime.distributed.drops import INTERVAL, DroppedEvents
+
+from .nats_server import NatsServer
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "waited in vain"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def peer(nats_server: NatsServer) -> AsyncIterator[Client]:
+    client = await nats.connect(nats_server.url)
+    yield client
+    await client.close()
+
+
+def nested(levels: int) -> bytes:
+    return ('{"a":' * levels + "1" + "}" * levels).encode()
+
+
+async def test_no_peer_shuts_a_process_down_or_writes_to_its_console(
+    nats_server: NatsServer, peer: Client,
+) -> None:
+    seen: list[str] = []
+    async with cxlang.Runtime(bus=nats_server.url, group="workers") as rt:
+        rt.on("any.any", lambda e: seen.append(e.name), inline=True)  # matches system.shutdown
+        rt.on("system.shutdown", lambda e: seen.append("shut down"), inline=True)
+        rt.on("system.console.write", lambda e: seen.append("wrote"), inline=True)
+        await rt.connect()
+        await asyncio.sleep(0.1)  # the subscriptions reach the server
+        await peer.publish("system.shutdown", b"{}")
+        await peer.publish("system.console.write", b'{"text": "pwned"}')
+        for name in ("system.shutdown", "system.console.write"):
+            reply = await peer.request(f"_CX.call.workers.{name}", b"{}", timeout=5,
+                                       headers={"Cx-Id": "x", "Cx-Time": "1", "Cx-Handler": "0"})
+            with pytest.raises(BranchFailed, match="a system event: its handlers serve their "
+                                                   "own process only"):
+                decode_reply(reply.data)
+        await peer.publish("app.ping", b"{}")
+        await until(lambda: "app.ping" in seen)
+    assert seen == ["app.ping"]
+
+
+@pytest.mark.parametrize(("headers", "data", "why"), [
+    (None, nested(MAX_NESTING + 400), f"JSON nested more than {MAX_NESTING} levels deep"),
+    (None, nested(100_000), f"JSON nested more than {MAX_NESTING} levels deep"),
+    ({"Cx-Id": "1", "Cx-Time": "1", "Cx-Depth": "9" * 5000}, b"{}", "not a count of hops"),
+    ({"Cx-Id": "2", "Cx-Time": "1", "Cx-Depth": "-5"}, b"{}", "not a count of hops"),
+    ({"Cx-Id": "3", "Cx-Time": "soon"}, b"{}", "not a time"),
+    ({"Cx-Id": "4", "Cx-Time": "nan"}, b"{}", "not a time"),
+    ({"Cx-Id": "5"}, b"{}", "no Cx-Time"),
+    (None, b"\xff\xfe", "malformed"),
+    (None, b"[1, 2]", "not a JSON object"),
+], ids=["500 deep", "100k deep", "huge depth", "negative depth", "time no number",
+        "time nan", "no time", "not utf-8", "not an object"])
+async def test_a_malformed_event_is_dropped_and_told_and_the_process_goes_on(
+    nats_server: NatsServer, peer: Client, caplog: pytest.LogCaptureFixture,
+    headers: dict[str, str] | None, data: bytes, why: str,
+) -> None:
+    seen: list[object] = []
+    with caplog.at_level(logging.ERROR, logger="cxlang.distributed"):
+        async with cxlang.Runtime(bus=nats_server.url) as rt:
+            rt.on("job.run", lambda e: seen.append(e.payload.get("n")), inline=True)
+            await rt.connect()
+            await asyncio.sleep(0.1)
+            await peer.publish("job.run", data, headers=headers)
+            await peer.publish("job.run", b'{"n": 1}')
+            await until(lambda: 1 in seen)
+    assert seen == [1]
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("event job.run from another process dropped: ")
+    assert why in line
+    assert "Traceback" not in caplog.text
+
+
+async def test_an_event_deeper_than_the_limit_is_dropped_not_a_stopped_process(
+    nats_server: NatsServer, peer: Client, caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[int] = []
+    with caplog.at_level(logging.ERROR, logger="cxlang.distributed"):
+        async with cxlang.Runtime(bus=nats_server.url, max_depth=100) as rt:
+            async def relay(event: cxlang.Event) -> None:
+                seen.append(event.depth)
+                rt.emit("job.next", {})  # would be past the limit: a trip, were it let in
+
+            rt.on("job.run", relay)
+            await rt.connect()
+            await asyncio.sleep(0.1)
+            await peer.publish("job.run", b"{}", headers={"Cx-Id": "d", "Cx-Time": "1",
+                                                          "Cx-Depth": "100"})
+            await peer.publish("job.run", b"{}", headers={"Cx-Id": "e", "Cx-Time": "1",
+                                                          "Cx-Depth": "3"})
+            await until(lambda: seen == [3])
+            assert rt.bus.tripped is None
+    assert "arrived 100 causal hops deep, at or past this process's limit of 100" in caplog.text
+
+
+async def test_a_flood_of_drops_is_counted_not_logged_line_by_line(
+    nats_server: NatsServer, peer: Client, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="cxlang.distributed"):
+        async with cxlang.Runtime(bus=nats_server.url) as rt:
+            rt.on("job.run", lambda e: None, inline=True)
+            await rt.connect()
+            await asyncio.sleep(0.1)
+            for _ in range(2000):
+                await peer.publish("job.run", b"not json")
+            await peer.flush()
+            await asyncio.sleep(0.5)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2  # the first drop, then the count told as the process leaves
+    assert lines[1].startswith("1999 more event(s) from other processes dropped in the last")
+
+
+def test_the_drop_log_says_a_count_per_reason_at_most_every_interval() -> None:
+    now = [0.0]
+    drops = DroppedEvents(clock=lambda: now[0])
+    told: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: told.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("cxlang.distributed")
+    logger.addHandler(handler)
+    try:
+        for step in range(100):
+            now[0] = step * 0.5
+            drops.dropped("a.b", "malformed: x")
+        drops.flush()
+    finally:
+        logger.removeHandler(handler)
+    assert told[0] == "event a.b from another process dropped: malformed: x"
+    counts = [int(line.split()[0]) for line in told[1:]]
+    # 100 drops over 49.5 s: the first at once, a count at 10, 20, 30 and 40 s, the rest at
+    # the end.
+    assert INTERVAL == 10.0
+    assert counts == [20, 20, 20, 20, 19]
+
+
+async def test_a_forged_reply_fails_its_branch_and_says_so() -> None:
+    for body in (b"[]", b'{"value": 1, "x": 2}', b'{"failure": {"type": "boom"}}',
+                 nested(MAX_NESTING + 5), b"\xff"):
+        with pytest.raises(BranchFailed) as caught:
+            decode_reply(body)
+        assert caught.value.failure.kind == "error"
+        assert "malformed reply" in caught.value.failure.message
+    assert decode_reply(b'{"value": [1]}') == [1]
+
+
+async def test_a_malformed_durable_event_is_told_once_and_never_comes_back(
+    nats_server: NatsServer, peer: Client, caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[object] = []
+    with caplog.at_level(logging.ERROR, logger="cxlang.distributed"):
+        async with cxlang.Runtime(bus=nats_server.url, durable=True, ack_wait=0.5) as rt:
+            rt.on("job.run", lambda e: seen.append(e.payload.get("n")), inline=True)
+            await rt.connect()
+            js = peer.jetstream()
+            await js.publish("_CX.event.job.run", nested(100_000),
+                             headers={"Cx-Id": "p", "Cx-Origin": "elsewhere"})
+            await js.publish("_CX.event.job.run", b'{"n": 1}',
+                             headers={"Cx-Id": "q", "Cx-Time": "1", "Cx-Origin": "elsewhere"})
+            await until(lambda: 1 in seen)
+            await asyncio.sleep(2.0)  # four ack_waits: a message not settled would be back
+    assert seen == [1]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1
+    assert "event job.run from another process dropped: malformed: JSON nested" in lines[0]
