@@ -46,17 +46,21 @@ def free_port() -> int:
 class NatsServer:
     """``nats-server -a 127.0.0.1 -p PORT -js -sd DIR``; restartable on the same port and store."""
 
-    def __init__(self, binary: str, store: Path) -> None:
+    def __init__(self, binary: str, store: Path, config: Path | None = None) -> None:
         self.binary = binary
         self.store = store
+        self.config = config  # a server configuration (users, permissions); flags override it
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
+                   str(self.store)]
+        if self.config is not None:
+            command += ["-c", str(self.config)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--serve", action="store_true",
                      help="with --bus: keep serving the program's handlers after it goes idle, "
                           "until system.shutdown, SIGINT/SIGTERM or --timeout")
+    run.add_argument("--group", help="with --bus: the queue group this process serves calls "
+                                     "and events in (default: a group of its own); NATS "
+                                     "permissions name it (docs/security.md)")
     add_observation_arguments(run)
     _limit_arguments(run)
 
@@ -119,8 +122,9 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(backend=settings.backend, latency=args.latency, timeout=args.timeout,
                          sequential=args.sequential, stats=args.stats, settings=settings,
                          loop=args.loop)
-    if args.bus is None and (args.durable or args.serve):
-        print("cx: --durable and --serve need --bus nats://HOST:PORT", file=sys.stderr)
+    if args.bus is None and (args.durable or args.serve or args.group):
+        print("cx: --durable, --serve and --group need --bus nats://HOST:PORT",
+              file=sys.stderr)
         return ExitCode.BAD_PROGRAM
     worker = args.command == "worker"
     options.bus, options.durable, options.ack_wait = args.bus, args.durable, args.ack_wait
@@ -130,6 +134,8 @@ def _run(args: argparse.Namespace) -> int:
     if worker:
         options.group = args.group or "cx-worker-" + re.sub(r"[^A-Za-z0-9_-]", "-",
                                                             Path(name).stem or "stdin")
+    else:
+        options.group = args.group
     return run_source(text, name, options)
 
 

@@ -177,7 +177,7 @@ async def _report_ready(runtime: Runtime, program: CompiledProgram, options: Run
     patterns = ", ".join(dict.fromkeys(s.pattern.text for s in runtime.bus.subscriptions
                                        if not s.pattern.text.startswith("system."))) or "nothing"
     options.err.write(f"cx worker: {program.source.name} serving {patterns} as group "
-                      f"{transport.group} on {options.bus}\n")
+                      f"{transport.group} on {transport.shown_url}\n")
     options.err.flush()
 
 

@@ -37,6 +37,7 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from ..errors import QueueFull, RuntimeClosed
 from ..events import Event, new_origin
 from .codec import ID, decode_event, encode_payload, event_headers, origin_of
+from .credentials import connect_options, shown
 from .directory import Announcement, Directory
 from .drops import DroppedEvents
 from .durable import DurableConsumer, ensure_stream
@@ -91,6 +92,8 @@ class NatsTransport:
         ack_wait: float = 30.0,
     ) -> None:
         self.url = url
+        self.shown_url = shown(url)  # for messages: without a password or token
+        self._refused: Exception | None = None  # why the server refused to connect, if it did
         self.bus = bus
         self.coordinator = coordinator
         self.origin = new_origin()  # this process's member id
@@ -169,13 +172,21 @@ class NatsTransport:
             "max_reconnect_attempts": -1, "reconnect_time_wait": RECONNECT_WAIT,
             "connect_timeout": CONNECT_TIMEOUT, "error_cb": self._on_error,
             "disconnected_cb": self._on_disconnected, "reconnected_cb": self._on_reconnected,
+            **connect_options(self.url),
         }
+        self._refused = None
         try:
             await asyncio.wait_for(client.connect(self.url, **options), CONNECT_TIMEOUT)
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             await _close_quietly(client)
-            raise BusUnavailable(f"cannot connect to the NATS server at {self.url}: {exc!r}. "
-                                 f"{_START_ONE}") from None
+            reason = self._refused or exc
+            if _is_authorization(reason):
+                raise BusUnavailable(
+                    f"the NATS server at {self.shown_url} refused this process's credentials "
+                    f"({reason}): give them in the URL (nats://user:password@host:port) or "
+                    "in NATS_CREDS, NATS_NKEY, NATS_USER/NATS_PASSWORD or NATS_TOKEN") from None
+            raise BusUnavailable(f"cannot connect to the NATS server at {self.shown_url}: "
+                                 f"{reason!r}. {_START_ONE}") from None
         self.client = self.server.client = client
         try:
             await client.subscribe(PRESENCE, cb=self._on_presence)
@@ -184,7 +195,7 @@ class NatsTransport:
                                    cb=self.server.on_request)
             if self.durable:
                 js = client.jetstream()
-                await ensure_stream(js, self.url)
+                await ensure_stream(js, self.shown_url)
                 self._consumer = DurableConsumer(js, self.group if self.shared else None,
                                                  self.ack_wait, self._on_durable)
                 await self._consumer.start()
@@ -215,7 +226,7 @@ class NatsTransport:
             left = len(self.outbox)
         if left:
             logger.warning("%d event(s) emitted here never reached the NATS server at %s",
-                           left, self.url)
+                           left, self.shown_url)
         await self.outbox.close()
         if self._consumer is not None:
             await self._consumer.close()
@@ -363,18 +374,24 @@ class NatsTransport:
     # Faults ----------------------------------------------------------------------------------
 
     async def _on_error(self, exc: Exception) -> None:
-        logger.debug("NATS: %r", exc)
+        if _is_authorization(exc):
+            self._refused = exc  # the client raises only a timeout: keep the real reason
+        elif "permissions violation" in str(exc).lower():
+            # The server's permissions refuse something this process did: said, not hidden.
+            logger.error("the NATS server at %s refused: %s", self.shown_url, exc)
+        else:
+            logger.debug("NATS: %r", exc)
 
     async def _on_disconnected(self) -> None:
         if self.client is not None:
             self.outbox.hold()
             logger.warning("lost the connection to the NATS server at %s; reconnecting "
-                           "(emits are kept until then)", self.url)
+                           "(emits are kept until then)", self.shown_url)
 
     async def _on_reconnected(self) -> None:
         if self.client is None:
             return
-        logger.warning("reconnected to the NATS server at %s", self.url)
+        logger.warning("reconnected to the NATS server at %s", self.shown_url)
         task = asyncio.get_running_loop().create_task(self._rejoin())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -427,6 +444,10 @@ _START_ONE = ("Start a server (nats-server -a 127.0.0.1 -p 4222 -js) or give the
               "running one, e.g. --bus nats://127.0.0.1:4222")
 
 
+def _is_authorization(exc: object) -> bool:
+    return "authorization" in str(exc).lower()
+
+
 def _retryable(exc: Exception) -> bool:
     """A send that may succeed later: not a message the server will never take."""
     return not isinstance(exc, nats.errors.MaxPayloadError | nats.errors.BadSubjectError)
@@ -436,7 +457,7 @@ async def _probe(url: str) -> None:
     """Fail fast, with what to do, when nothing listens at *url* (the client would retry)."""
     parts = urlsplit(url if "://" in url else f"nats://{url}")
     if parts.scheme not in ("nats", "tls"):
-        raise BusUnavailable(f"unsupported bus {url!r}: give a NATS address such as "
+        raise BusUnavailable(f"unsupported bus {shown(url)!r}: give a NATS address such as "
                              "nats://127.0.0.1:4222")
     host, port = parts.hostname or "127.0.0.1", parts.port or 4222
     try:
@@ -444,7 +465,7 @@ async def _probe(url: str) -> None:
     except (OSError, TimeoutError) as exc:
         reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else \
             exc.strerror if isinstance(exc, OSError) and exc.strerror else "no answer"
-        raise BusUnavailable(f"cannot reach the NATS server at {url} ({reason}). "
+        raise BusUnavailable(f"cannot reach the NATS server at {shown(url)} ({reason}). "
                              f"{_START_ONE}") from None
     writer.close()
 
