@@ -217,7 +217,7 @@ def test_a_literal_control_value_a_call_does_not_take_is_a_compile_error(
 def test_an_await_with_a_bad_duration_is_a_compile_error() -> None:
     result = run('await { durationMs: "long" };\n')
     assert result.code == 2
-    assert "durationMs must be a number of milliseconds >= 0, got 'long'" in result.err
+    assert "durationMs must be a number of milliseconds >= 0, got \"long\"" in result.err
 
 
 def test_a_computed_control_value_is_checked_when_the_call_runs() -> None:

@@ -4,13 +4,21 @@ Compiled code runs with empty ``__builtins__``; these functions (and the program
 only things it can reach. Each takes and returns CX values only - ``None``, ``bool``, ``int``,
 ``float``, ``str``, ``list``, ``dict`` and entity instances - and never touches a Python
 attribute of its arguments, which is what keeps a program inside its sandbox.
+
+Numbers: whole numbers are exact at any size, and ``print`` writes every digit (Python's own
+conversion stops at 4,300). Fractions follow IEEE 754, as JavaScript's numbers do: they overflow
+to Infinity, ``Infinity % x`` is NaN, and a whole number too large for a fraction counts as
+Infinity when mixed with one; ``print`` writes Infinity and NaN as ``null``, as JSON has no
+words for them. Only ``x / 0`` and ``x % 0`` are errors. What goes wrong is a
+:class:`CxRuntimeError` in CX words, never a Python exception's text.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import operator
 from collections.abc import Callable, Iterator
+from json.encoder import encode_basestring
 from typing import Any
 
 from ..runtime.limits import LimitExceeded
@@ -38,6 +46,11 @@ class Entity:
     def __repr__(self) -> str:
         return f"<{self.type_name} {self.id}>"
 
+    def as_data(self) -> dict[str, Any]:
+        """The entity as plain data, its properties, as ``print`` writes it: what the services
+        (which cannot import this module) write for it in a model's prompt or a message."""
+        return self.properties
+
 
 def type_name(value: Any) -> str:
     if value is None:
@@ -62,25 +75,81 @@ def display(value: Any) -> str:
     """How ``print`` and string ``+`` write a value: strings raw, everything else as JSON."""
     if isinstance(value, str):
         return value
-    return json.dumps(_plain(value), ensure_ascii=False)
+    return _json(value)
 
 
-def _plain(value: Any, inside: frozenset[int] = frozenset()) -> Any:
-    if isinstance(value, Entity | dict | list | tuple):
-        if id(value) in inside:
-            raise CxRuntimeError(f"cannot write {type_name(value)} that contains itself")
-        inside = inside | {id(value)}
-    if isinstance(value, Entity):
-        return {k: _plain(v, inside) for k, v in value.properties.items()}
-    if isinstance(value, dict):
-        return {str(k): _plain(v, inside) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v, inside) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
+# What _json's to-do stack holds besides values: text to write as is, and the end of a
+# container (which takes it off the path of containers being written, for the cycle check).
+_VALUE, _TEXT, _LEAVE = 0, 1, 2
+
+
+def _json(value: Any) -> str:
+    """*value* as JSON, written with a stack of its own rather than Python's: a value nested
+    thousands deep (a model's answer, an array built in a loop) is written like any other."""
+    parts: list[str] = []
+    todo: list[tuple[int, Any]] = [(_VALUE, value)]
+    open_containers: set[int] = set()  # the containers around the value being written
+    while todo:
+        kind, item = todo.pop()
+        if kind == _TEXT:
+            parts.append(item)
+        elif kind == _LEAVE:
+            open_containers.discard(item)
+        elif isinstance(item, Entity | dict | list | tuple):
+            if id(item) in open_containers:
+                raise CxRuntimeError(f"cannot write {type_name(item)} that contains itself")
+            open_containers.add(id(item))
+            todo.append((_LEAVE, id(item)))
+            if isinstance(item, list | tuple):
+                parts.append("[")
+                todo.append((_TEXT, "]"))
+                for i in range(len(item) - 1, -1, -1):
+                    todo.append((_VALUE, item[i]))
+                    if i:
+                        todo.append((_TEXT, ", "))
+            else:
+                entries = list((item.properties if isinstance(item, Entity) else item).items())
+                parts.append("{")
+                todo.append((_TEXT, "}"))
+                for i in range(len(entries) - 1, -1, -1):
+                    key, element = entries[i]
+                    todo.append((_VALUE, element))
+                    todo.append((_TEXT, (", " if i else "") + encode_basestring(str(key)) + ": "))
+        else:
+            parts.append(_scalar(item))
+    return "".join(parts)
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return _decimal(value)
+    if isinstance(value, float):
+        return float.__repr__(value) if math.isfinite(value) else "null"
+    return encode_basestring(value if isinstance(value, str) else str(value))
+
+
+# Python refuses to convert an int of more than 4,300 digits (sys.get_int_max_str_digits(), a
+# guard against quadratic conversions); CX writes every digit, converting pieces under the limit.
+_PIECE_BITS = 13_000  # under 3,914 digits
+_LOG2_10 = math.log2(10)
+
+
+def _decimal(number: int) -> str:
+    """*number*'s decimal digits, however many (bounded only by the memory the number takes)."""
+    if number < 0:
+        return "-" + _decimal(-number)
+    bits = number.bit_length()
+    if bits <= _PIECE_BITS:
+        return int.__repr__(number)
+    half = int(bits / _LOG2_10) // 2  # about half the digits: the recursion is log2 deep
+    high, low = divmod(number, 10 ** half)
+    return _decimal(high) + _decimal(low).rjust(half, "0")
 
 
 def truthy(value: Any) -> bool:
@@ -178,6 +247,24 @@ def _numbers(op: str, left: Any, right: Any) -> None:
         )
 
 
+def _as_float(number: int | float) -> float:
+    """*number* as a fraction: a whole number too large for one counts as Infinity, as a
+    fraction's own arithmetic overflows to it (Python would raise OverflowError instead)."""
+    try:
+        return float(number)
+    except OverflowError:
+        return -math.inf if number < 0 else math.inf
+
+
+def _mixed(operation: Callable[[float, float], float], left: int | float,
+           right: int | float) -> int | float:
+    """*operation* on two numbers, one at least a fraction: see :func:`_as_float`."""
+    try:
+        return operation(left, right)
+    except OverflowError:
+        return operation(_as_float(left), _as_float(right))
+
+
 def add(left: Any, right: Any) -> Any:
     """Numbers add; with a string on either side, ``+`` concatenates what print would write."""
     if type(left) is int and type(right) is int:
@@ -187,30 +274,35 @@ def add(left: Any, right: Any) -> Any:
     if isinstance(left, list) and isinstance(right, list):
         return left + right
     _numbers("+", left, right)
-    return left + right
+    return _mixed(operator.add, left, right)
 
 
 def sub(left: Any, right: Any) -> Any:
     if type(left) is int and type(right) is int:
         return left - right
     _numbers("-", left, right)
-    return left - right
+    return _mixed(operator.sub, left, right)
 
 
 def mul(left: Any, right: Any) -> Any:
     if type(left) is int and type(right) is int:
         return left * right
     _numbers("*", left, right)
-    return left * right
+    return _mixed(operator.mul, left, right)
 
 
 def div(left: Any, right: Any) -> Any:
     _numbers("/", left, right)
     if right == 0:
         raise CxRuntimeError("division by zero")
-    if type(left) is int and type(right) is int and left % right == 0:
-        return left // right  # 6 / 3 is 2, as CX writes it; 7 / 2 is 3.5
-    return left / right
+    if type(left) is int and type(right) is int:
+        if left % right == 0:
+            return left // right  # 6 / 3 is 2, as CX writes it; 7 / 2 is 3.5
+        try:
+            return left / right  # correctly rounded, however large both are
+        except OverflowError:  # the quotient itself is past the largest fraction
+            return -math.inf if (left < 0) != (right < 0) else math.inf
+    return _mixed(operator.truediv, left, right)
 
 
 def mod(left: Any, right: Any) -> Any:
@@ -218,7 +310,9 @@ def mod(left: Any, right: Any) -> Any:
     if right == 0:
         raise CxRuntimeError("modulo by zero")
     if isinstance(left, float) or isinstance(right, float):
-        return math.fmod(left, right)
+        left, right = _as_float(left), _as_float(right)
+        # Infinity % x is NaN, as in JavaScript and IEEE 754 (Python's fmod raises instead).
+        return math.nan if math.isinf(left) else math.fmod(left, right)
     # The sign of the left side, as JavaScript does; exact for integers of any size.
     remainder = abs(left) % abs(right)
     return -remainder if left < 0 else remainder

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import traceback
 from collections import Counter
 from collections.abc import Coroutine, Iterator
@@ -28,6 +29,7 @@ from ..compiler.prelude import bounded_prelude, size_of, too_large
 from ..compiler.sites import CallSite
 from ..runtime import Event, Failure, QueueFull, Runtime, Subscription
 from ..runtime.limits import LimitExceeded
+from ..runtime.outcomes import describe
 from ..services import ServiceInvoker
 from ..services.controls import ControlValueError
 from ..services.invoker import ServiceFailure
@@ -80,8 +82,14 @@ class ProgramHost:
         exec(program.code, self.namespace)  # defines the program's functions, runs nothing
         runtime.bus.failure_listeners.append(self._handler_failed)
         runtime.bus.limit_listeners.append(self._limit_reached)
-        runtime.on(CONSOLE_WRITE, self._console_write, inline=True)
-        runtime.on(SHUTDOWN, self._shutdown, inline=True)
+        runtime.bus.describe_failure = self._describe_failure
+        # The host's own handlers, named in system.error as a CX program knows them.
+        self._builtin_handlers = {
+            runtime.on(CONSOLE_WRITE, self._console_write, inline=True):
+                f"the console (the built-in handler of {CONSOLE_WRITE})",
+            runtime.on(SHUTDOWN, self._shutdown, inline=True):
+                f"the built-in handler of {SHUTDOWN}",
+        }
         # Name the generated functions as CX source does: "handler at file:line", not cx_on_0.
         for info in [*program.handlers,
                      *(h for entity in program.entities.values() for h in entity.handlers)]:
@@ -117,7 +125,7 @@ class ProgramHost:
         return dict(event.payload)
 
     def print(self, *values: Any) -> None:
-        self.out.write(" ".join(display(v) for v in values) + "\n")
+        self.out.write(_printable(" ".join(display(v) for v in values)) + "\n")
 
     async def emit(self, name: str, payload: Any) -> None:
         if payload is None:
@@ -251,7 +259,7 @@ class ProgramHost:
     # Reporting -------------------------------------------------------------------------------
 
     def _console_write(self, event: Event) -> None:
-        self.out.write(display(event.payload.get("text")) + "\n")
+        self.out.write(_printable(display(event.payload.get("text"))) + "\n")
 
     def _shutdown(self, event: Event) -> None:
         if not self.shutdown.done():
@@ -323,6 +331,24 @@ class ProgramHost:
                 return True
         return False
 
+    def _describe_failure(self, sub: Subscription, exc: BaseException) -> tuple[str, str, str]:
+        """What ``system.error`` tells the program of a failed handler: the handler as the
+        source names it (the generated functions carry "handler at prog.cx:3" as their name),
+        the kind of error and the message, in CX words rather than Python's."""
+        return (self._builtin_handlers.get(sub, sub.name), *self._error_words(exc))
+
+    def _error_words(self, exc: BaseException) -> tuple[str, str]:
+        """The kind of *exc* and its message, as a CX program is told them."""
+        if isinstance(exc, QueueFull):
+            # The library's advice (emit_async, max_queue) means nothing to a CX program.
+            return "event queue full", (
+                f"event queue full ({self.runtime.bus.max_queue:,} events waiting): the "
+                "program emits faster than its handlers finish")
+        if getattr(exc, "message_is_complete", False):  # CX errors, and those of other nodes
+            return "runtime error", describe(exc)
+        # A Python exception here is a fault of cxlang, not of the program: said as it is.
+        return "internal error", f"{type(exc).__name__}: {describe(exc)}"
+
     def _handler_failed(self, event: Event, sub: Subscription, exc: BaseException) -> None:
         self.report(exc, f"in a handler of {sub.pattern.text!r} (handling {event.name!r})")
 
@@ -362,17 +388,11 @@ class ProgramHost:
         frames = [f for f in traceback.extract_tb(exc.__traceback__)
                   if f.filename == source.name and f.lineno]
         if isinstance(exc, QueueFull):
-            # The library's advice (emit_async, max_queue) means nothing to a CX program.
             place = (where, frames[-1].lineno or 0) if frames else (where, 0)
             if place in self._queue_full_at:
                 return  # every emit there fails alike until the queue drains: said once
             self._queue_full_at.add(place)
-            message = (f"event queue full ({self.runtime.bus.max_queue:,} events waiting): the "
-                       "program emits faster than its handlers finish")
-        else:
-            message = str(exc) if isinstance(exc, CxRuntimeError) else \
-                f"{type(exc).__name__}: {exc}"
-        text = f"runtime error {where}: {message}"
+        text = f"runtime error {where}: {self._error_words(exc)[1]}"
         if frames:
             frame = frames[-1]
             line = frame.lineno or 1
@@ -387,6 +407,17 @@ class ProgramHost:
 
 _KINDS = {"error": "an error", "timeout": "timed out", "no_handler": "no handler",
           "cancelled": "cancelled"}
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _printable(text: str) -> str:
+    """*text* as it can be written: a surrogate pair (``"\\uD83D\\uDE00"`` in CX source) as
+    the character it encodes, a lone surrogate as U+FFFD, which no encoding refuses to write."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _raised_in_program(failure: Failure, filename: str) -> bool:

@@ -30,10 +30,15 @@ from .pool import HandlerPool
 if TYPE_CHECKING:
     from .observe import Observer
 
-__all__ = ["SYSTEM_ERROR", "EventBus", "FailureListener", "Transport"]
+__all__ = ["SYSTEM_ERROR", "EventBus", "FailureDescription", "FailureListener",
+           "Transport"]
 
 FailureListener = Callable[[Event, Subscription, BaseException], None]
 """Told of every handler failure, with the exception itself (``system.error`` has only text)."""
+
+FailureDescription = Callable[[Subscription, BaseException], tuple[str, str, str]]
+"""What ``system.error`` says of a handler's failure: the handler, the kind of error, the
+message (:attr:`EventBus.describe_failure`)."""
 
 SYSTEM_ERROR = "system.error"
 # Bound C functions: a Python call less on every emit.
@@ -89,6 +94,9 @@ class EventBus:
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._closed = False
         self.failure_listeners: list[FailureListener] = []
+        # A language on top names handlers and errors its own way (the CX host does: "handler
+        # at prog.cx:3", "runtime error"); the library's own words are Python's.
+        self.describe_failure: FailureDescription = _python_failure
         self.transport: Transport | None = None
         # Spans for traces and progress (.observe); None costs one test per event.
         self.observer: Observer | None = None
@@ -318,16 +326,15 @@ class EventBus:
         ``system.error`` (never for a handler of ``system.error`` itself)."""
         if isinstance(exc, LimitExceeded):
             return  # the trip reported it once; every handler it stops need not repeat it
-        text = describe(exc)
         if self.failure_listeners:
             self.notify_failure(event, sub, exc)  # the listeners report it their own way
         else:
             trace = exc if logger.isEnabledFor(logging.DEBUG) else None  # tracebacks on request
             logger.error("handler %s failed on %s: %s: %s", sub.name, event.name,
-                         type(exc).__name__, text, exc_info=trace)
+                         type(exc).__name__, describe(exc), exc_info=trace)
         if event.name != SYSTEM_ERROR and not self._closed:
-            payload = {"event": event.name, "handler": sub.name, "error": text,
-                       "type": type(exc).__name__}
+            handler, kind, message = self.describe_failure(sub, exc)
+            payload = {"event": event.name, "handler": handler, "error": message, "type": kind}
             try:
                 self.enqueue(Event(SYSTEM_ERROR, payload, parent_id=event.id,
                                    depth=event.depth + 1))
@@ -474,6 +481,10 @@ class _HandlerRun(ExecutionContext):
 
 _valid_names: set[str] = set()  # names emitted before, checked once each
 _VALID_NAMES_MAX = 10_000
+
+
+def _python_failure(sub: Subscription, exc: BaseException) -> tuple[str, str, str]:
+    return sub.name, type(exc).__name__, describe(exc)
 
 
 def _check_name(name: str) -> None:

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Backend", "BackendError", "BackendUnavailableError", "ServiceRequest"]
+__all__ = ["Backend", "BackendError", "BackendUnavailableError", "ServiceRequest",
+           "plain_data"]
 
 
 class BackendError(Exception):
@@ -84,4 +85,21 @@ class Backend(Protocol):
 
 
 def _as_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    """A property that is no string, as the model reads it: JSON, an entity as its properties
+    (as ``print`` writes it)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=plain_data)
+    except (ValueError, RecursionError):
+        # json's own words (a circular reference, Python's digit limit) mean nothing to a
+        # CX program; the call fails with its error event, saying what to change.
+        raise BackendError("a property of the call cannot be written as text for the model: "
+                           "it contains itself, is nested too deeply or holds a number too "
+                           "long to write; pass a simpler value") from None
+
+
+def plain_data(value: Any) -> Any:
+    """What JSON writes for a value it does not know: a value of the language above (a CX
+    entity) offers its plain data through ``as_data()`` - the services cannot import the
+    compiler, so they ask by name; anything else is written as its text."""
+    as_data = getattr(value, "as_data", None)
+    return as_data() if callable(as_data) else str(value)

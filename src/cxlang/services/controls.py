@@ -12,12 +12,14 @@ in the program, reported at the call, never a failure of the model to be handled
 from __future__ import annotations
 
 import difflib
+import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["CONTROLS", "PROPERTIES", "Control", "ControlValueError", "check_controls",
-           "control_error", "likely_meant"]
+           "control_error", "likely_meant", "shown"]
 
 
 class ControlValueError(ValueError):
@@ -68,7 +70,7 @@ def control_error(key: str, value: Any) -> str | None:
     control = CONTROLS.get(key)
     if control is None or value is None or control.accepts(value):
         return None
-    return f"{key} must be {control.expected}, got {_shown(value)}"
+    return f"{key} must be {control.expected}, got {shown(value)}"
 
 
 def check_controls(properties: Mapping[str, Any]) -> None:
@@ -90,15 +92,62 @@ def likely_meant(key: str) -> str | None:
     return close[0] if close else None
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value) if len(value) <= 40 else repr(value[:40] + "...")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    return repr(value)
+SHOWN_CHARACTERS = 40  # of a value in a message: enough to recognise it
+
+
+def shown(value: Any) -> str:
+    """*value* in a message, written as CX's ``print`` writes it (``"abc"``, ``[null, true]``,
+    an entity as its properties) and cut to about :data:`SHOWN_CHARACTERS` characters.
+
+    The services cannot import the compiler's writer (the layers point the other way), so
+    this is a short one of their own; it stops as soon as it has written enough, so a huge or
+    self-containing value costs no more than that to show."""
+    parts: list[str] = []
+    _write_shown(value, parts, 0)
+    text = "".join(parts)
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
+
+
+def _write_shown(value: Any, parts: list[str], written: int) -> int:
+    """Append *value* to *parts* until about :data:`SHOWN_CHARACTERS` characters are there
+    (*written* so far); how many there are then."""
+    if written > SHOWN_CHARACTERS:
+        return written
+    if hasattr(value, "as_data"):  # an entity: see .backend.plain_data
+        value = value.as_data()
+    if isinstance(value, list | tuple | dict):
+        is_list = not isinstance(value, dict)
+        items = value.items() if isinstance(value, dict) else value
+        parts.append("[" if is_list else "{")
+        written += 1
+        for i, item in enumerate(items):
+            if written > SHOWN_CHARACTERS:
+                break  # the rest is cut off anyway
+            if i:
+                parts.append(", ")
+                written += 2
+            element = item
+            if not is_list:
+                key, element = item
+                label = json.dumps(str(key), ensure_ascii=False) + ": "
+                parts.append(label)
+                written += len(label)
+            written = _write_shown(element, parts, written)
+        parts.append("]" if is_list else "}")
+        return written + 1
+    text = _scalar(value)
+    parts.append(text)
+    return written + len(text)
+
+
+def _scalar(value: Any) -> str:
+    if value is None or value is True or value is False:
+        return json.dumps(value)
+    if isinstance(value, int):
+        if value.bit_length() > 4 * SHOWN_CHARACTERS:  # past Python's digits limit, perhaps
+            return f"a number of about {int(value.bit_length() / math.log2(10)) + 1:,} digits"
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "null"  # as print writes Infinity
+    text = value if isinstance(value, str) else str(value)
+    return json.dumps(text[:SHOWN_CHARACTERS + 1], ensure_ascii=False)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backend import BackendError, ServiceRequest
+from .controls import shown
 
 __all__ = [
     "Generation",
@@ -58,12 +59,13 @@ class Generation:
 def generation(request: ServiceRequest) -> Generation:
     temperature = request.properties.get("temperature")
     if temperature is not None and (not _is_number(temperature) or temperature < 0):
-        raise BackendError(f"temperature must be a number >= 0, got {temperature!r}")
+        raise BackendError(f"temperature must be a number >= 0, got {shown(temperature)}")
     max_tokens = request.properties.get("maxTokens")
     if max_tokens is not None and (
         not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
     ):
-        raise BackendError(f"maxTokens must be a whole number of at least 1, got {max_tokens!r}")
+        raise BackendError("maxTokens must be a whole number of at least 1, "
+                           f"got {shown(max_tokens)}")
     return Generation(None if temperature is None else float(temperature), max_tokens)
 
 
@@ -125,7 +127,7 @@ def parse_yes_no(text: str) -> bool:
         return True
     if word in ("no", "false", "n"):
         return False
-    raise BackendError(f"the model answered {text.strip()[:80]!r}, neither yes nor no; "
+    raise BackendError(f"the model answered {shown(text.strip())}, neither yes nor no; "
                        "make evaluate: a yes/no statement, or use a stronger model")
 
 
