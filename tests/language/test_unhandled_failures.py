@@ -260,9 +260,23 @@ def test_cx_check_prints_warnings_and_strict_makes_them_errors(
 
 
 def test_timeouts_say_how_long_the_branch_waited_for_the_model() -> None:
+    # The parameters hang off a timer (await), whose own wait the call's timeout does not cut.
     source = ('on w.a (e) { return think { prompt: "a" }; }\n'
-              'think { prompt: "p", timeout: 100, a: w.a };\n')
+              'await { durationMs: 1, timeout: 100, a: w.a };\n')
     result = run(source, latency=0.5, timeout=30)
     assert result.code == 1
     assert "s waiting for the local backend's model, which counts against its time" \
         in result.err
+
+
+def test_a_calls_timeout_bounds_its_model_call_even_in_a_handlers_first_step() -> None:
+    """A compiled handler's first step runs in no task (where asyncio.timeout cannot be used):
+    the call's timeout still cuts the model call, with a CX message."""
+    source = 'on go (e) { var r = think { prompt: "p", timeout: 20 }; print(r); }\nemit go;\n'
+    result = run(source, latency=0.5, timeout=30)
+    assert result.code == 1
+    assert result.out_lines == ["null"]
+    assert result.err.startswith("prog.cx:1:21: think failed: local backend: the model did not "
+                                 "answer within the call's timeout: of 20 ms; give the call a "
+                                 "longer timeout:")
+    assert leaks(result.err, source) == []

@@ -38,7 +38,13 @@ class Fault:
     ``cut_short``: stream ``pieces`` pieces, then end without a finish_reason, with
     ``data: [DONE]`` if ``done``, else by ending the body; ``empty_stream``: 200 and a stream
     with no event at all; ``per_token``: embeddings as one vector per token; ``answer``: 200
-    with ``data`` as the JSON body."""
+    with ``data`` as the JSON body.
+
+    Hostile ones: ``raw``: 200 with ``body`` as is, of Content-Type ``content_type``;
+    ``redirect``: ``status`` with a Location of ``location``; ``drip``: the usual answer (plain
+    or streamed), a byte every ``seconds``; ``forever``: 200 and a chunked event stream
+    (whatever the request asked for) sending ``body`` every ``seconds`` until the client
+    goes."""
 
     kind: str
     status: int = 500
@@ -48,6 +54,9 @@ class Fault:
     pieces: int = 0
     done: bool = True
     data: Any = None
+    body: bytes = b""
+    content_type: str = "application/json"
+    location: str = ""
 
 
 def status(code: int, retry_after: str | None = None,
@@ -67,6 +76,22 @@ def delay(seconds: float) -> Fault:
     return Fault("delay", seconds=seconds)
 
 
+def raw(body: bytes, content_type: str = "application/json") -> Fault:
+    return Fault("raw", body=body, content_type=content_type)
+
+
+def redirect(location: str, code: int = 307) -> Fault:
+    return Fault("redirect", status=code, location=location)
+
+
+def drip(seconds: float) -> Fault:
+    return Fault("drip", seconds=seconds)
+
+
+def forever(body: str, seconds: float) -> Fault:
+    return Fault("forever", body=body.encode(), seconds=seconds)
+
+
 MALFORMED = Fault("malformed")
 DROP = Fault("drop")
 DROP_MID_STREAM = Fault("drop_mid_stream")
@@ -75,6 +100,14 @@ HOLD = Fault("hold")
 EMPTY_STREAM = Fault("empty_stream")
 # llama-cpp-python's server with a model that does no pooling (Gemma 3): a vector per token.
 PER_TOKEN = Fault("per_token")
+# Streams that never end, each byte of which resets a client's read timeout: keep-alive
+# comments, deltas without content, and text without end (a few MB a second: enough to pass
+# a small cap at once, too little to exhaust the memory of a client without one in a test).
+PINGS = forever(": ping\n\n", 0.02)
+EMPTY_DELTAS = forever("data: " + json.dumps({"choices": [{"index": 0, "delta": {}}]}) + "\n\n",
+                       0.02)
+ENDLESS = forever("data: " + json.dumps({"choices": [{"index": 0, "delta": {
+    "content": "x" * 4000}}]}) + "\n\n", 0.001)
 
 
 @dataclass
@@ -237,6 +270,15 @@ class OpenAIServer:
         if fault is not None and kind == "answer":
             await _send_json(exchange, writer, 200, fault.data)
             return True
+        if fault is not None and kind == "raw":
+            await _send(exchange, writer, 200, fault.body, fault.content_type)
+            return True
+        if fault is not None and kind == "redirect":
+            await _send(exchange, writer, fault.status, b"", "text/html",
+                        {"Location": fault.location})
+            return True
+        if fault is not None and kind == "forever":
+            return await _forever(exchange, reader, writer, fault)
         if kind == "malformed":
             await _send(exchange, writer, 200, b'{"choices": [ this is not json',
                         "application/json", outcome="malformed")
@@ -254,13 +296,17 @@ class OpenAIServer:
         elif exchange.path == "/v1/chat/completions":
             words, finish = _capped(self._reply_for(exchange.body),
                                     exchange.body.get("max_tokens"))
-            if exchange.body.get("stream"):
+            streamed = bool(exchange.body.get("stream"))
+            if fault is not None and kind == "drip":
+                events = [_event({"content": word}, None) for word in words]
+                whole = "".join(events) + _event({}, finish) + "data: [DONE]\n\n" if streamed \
+                    else json.dumps(_completion(exchange.body["model"], "".join(words), finish))
+                return await _drip(exchange, reader, writer, fault.seconds, whole.encode(),
+                                   "text/event-stream" if streamed else "application/json")
+            if streamed:
                 return await self._stream(exchange, reader, writer, words, finish, fault)
-            await _send_json(exchange, writer, 200, {
-                "id": "chatcmpl-test", "object": "chat.completion",
-                "model": exchange.body["model"],
-                "choices": [{"index": 0, "finish_reason": finish,
-                             "message": {"role": "assistant", "content": "".join(words)}}]})
+            await _send_json(exchange, writer, 200,
+                             _completion(exchange.body["model"], "".join(words), finish))
         else:
             await _send_json(exchange, writer, 404,
                              {"error": {"message": f"no route {exchange.path}"}})
@@ -338,6 +384,12 @@ def _capped(text: str, max_tokens: int | None) -> tuple[list[str], str]:
     return words, "stop"
 
 
+def _completion(model: str, content: str, finish: str) -> dict[str, Any]:
+    return {"id": "chatcmpl-test", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "finish_reason": finish,
+                         "message": {"role": "assistant", "content": content}}]}
+
+
 def _event(delta: dict[str, str], finish: str | None) -> str:
     """One streamed chunk, framed as llama-cpp-python's server frames it."""
     chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk",
@@ -375,6 +427,42 @@ async def _client_left(reader: asyncio.StreamReader, seconds: float) -> bool:
     eof.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await eof
+    return False
+
+
+async def _drip(exchange: Exchange, reader: asyncio.StreamReader,
+                writer: asyncio.StreamWriter, seconds: float, body: bytes, kind: str) -> bool:
+    """Send *body* a byte every *seconds*: each byte resets the client's read timeout."""
+    writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\n"
+                 f"Content-Length: {len(body)}\r\n\r\n".encode())
+    for byte in body:
+        try:
+            writer.write(bytes([byte]))
+            await writer.drain()
+        except ConnectionError:
+            exchange.finish("disconnected")
+            return False
+        if await _client_left(reader, seconds):
+            exchange.finish("disconnected")
+            return False
+    exchange.finish("ok")
+    return True
+
+
+async def _forever(exchange: Exchange, reader: asyncio.StreamReader,
+                   writer: asyncio.StreamWriter, fault: Fault) -> bool:
+    """A chunked event stream that never ends: *fault.body* every *fault.seconds*."""
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n")
+    while True:
+        try:
+            writer.write(f"{len(fault.body):x}\r\n".encode() + fault.body + b"\r\n")
+            await writer.drain()
+        except ConnectionError:
+            break
+        if await _client_left(reader, fault.seconds):
+            break
+    exchange.finish("disconnected")
     return False
 
 

@@ -15,6 +15,14 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.base_url == "https://api.openai.com/v1"
     assert (settings.max_concurrency, settings.max_retries) == (8, 4)
     assert (settings.max_tokens, settings.threads) == (256, None)  # threads: one per core
+    assert (settings.request_timeout, settings.max_response_bytes) == (300.0, 16_000_000)
+
+
+def test_request_timeout_and_max_response_bytes_from_the_file(tmp_path: Path) -> None:
+    (tmp_path / "cx.toml").write_text("request_timeout = 30\nmax_response_bytes = 1000\n",
+                                      encoding="utf-8")
+    settings = load_settings(env={}, cwd=tmp_path)
+    assert (settings.request_timeout, settings.max_response_bytes) == (30.0, 1000)
 
 
 def test_cx_toml_found_upwards(tmp_path: Path) -> None:
@@ -66,6 +74,10 @@ def test_threads_and_max_tokens_from_the_file_and_threads_from_the_flag(tmp_path
     ("max_retries = true\n", "max_retries must be a whole number >= 0, got True"),
     ("threads = 0\n", "threads must be a whole number of at least 1, got 0"),
     ("max_tokens = 0\n", "max_tokens must be a whole number of at least 1, got 0"),
+    ("request_timeout = 0\n", "request_timeout must be a positive number of seconds, got 0"),
+    ('request_timeout = "5m"\n', "request_timeout must be a positive number of seconds"),
+    ("max_response_bytes = 0\n",
+     "max_response_bytes must be a whole number of at least 1, got 0"),
     ('model = ""\n', "model must be a non-empty string"),
     ("backend = \n", "cannot read it"),
 ])

@@ -3,35 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from cxlang.runtime import HandlerParameters, Runtime
 from cxlang.services import (
     BackendError,
     BackendSettings,
     BackendUnavailableError,
+    ServiceInvoker,
     ServiceRequest,
 )
 from cxlang.services.config import DEFAULT_MAX_TOKENS
+from cxlang.services.invoker import ServiceFailure
 from cxlang.services.openai import OpenAIBackend, list_models
 from cxlang.services.retry import RetryPolicy
 
 from .openai_server import (
     DROP,
     DROP_MID_STREAM,
+    EMPTY_DELTAS,
     EMPTY_STREAM,
+    ENDLESS,
     HOLD,
     MALFORMED,
     PER_TOKEN,
+    PINGS,
     Fault,
     OpenAIServer,
     answer,
     cut_short,
     delay,
+    drip,
+    raw,
+    redirect,
     status,
 )
 
@@ -597,3 +608,196 @@ async def test_a_busy_server_is_not_called_absent(
 async def test_a_model_is_required(settings: BackendSettings) -> None:
     with pytest.raises(BackendUnavailableError, match="needs a model: --model NAME or CX_MODEL"):
         OpenAIBackend(replace(settings, model=None))
+
+
+# Hostile servers -------------------------------------------------------------------------------
+# Each call is bounded by a generous guard: without the defence under test it would hang, and
+# the test must fail, not hang.
+
+GUARD = 20.0  # seconds
+
+
+async def ask(made: OpenAIBackend, request: ServiceRequest, streamed: bool) -> str:
+    async with asyncio.timeout(GUARD):
+        if streamed:
+            return "".join([piece async for piece in made.stream(request)])
+        return await made.complete(request)
+
+
+def completion(content: Any) -> dict[str, Any]:
+    return {"id": "chatcmpl-x", "object": "chat.completion", "model": "test-model",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content}}]}
+
+
+def events(*chunks: Any) -> bytes:
+    return b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks)
+
+
+@pytest.mark.parametrize(("fault", "streamed"), [
+    (PINGS, True),  # keep-alive comments, endlessly
+    (EMPTY_DELTAS, True),  # deltas without content, endlessly
+    (EMPTY_DELTAS, False),  # a stream without end, to a request that asked for none
+    (drip(0.05), False),  # the answer a byte at a time
+    (drip(0.05), True),
+], ids=["pings", "empty deltas", "stream to a plain request", "drip", "drip streamed"])
+async def test_a_request_has_a_deadline_whatever_the_server_trickles(
+    server: OpenAIServer, settings: BackendSettings, fault: Fault, streamed: bool
+) -> None:
+    # Every byte resets the read timeout (5 s here): only the deadline ends these.
+    server.always("slow", fault)
+    made = OpenAIBackend(replace(settings, request_timeout=0.5))
+    try:
+        with pytest.raises(BackendError) as caught:
+            await ask(made, think("a slow answer"), streamed)
+    finally:
+        await made.aclose()
+    assert str(caught.value) == (
+        f"openai backend at {server.url}: the server had not finished answering within the "
+        "request timeout of 0.5 s; a slow model can be given longer with request_timeout in "
+        "cx.toml")
+    assert server.wait_until(lambda: server.exchanges[0].outcome == "disconnected")
+    assert len(server.exchanges) == 1  # not retried: the same server would do the same
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+async def test_an_answer_larger_than_max_response_bytes_is_refused(
+    server: OpenAIServer, settings: BackendSettings, streamed: bool
+) -> None:
+    server.reply("big", "word " * 3000)  # 15 kB of text, more as JSON or as events
+    made = OpenAIBackend(replace(settings, max_response_bytes=10_000))
+    try:
+        with pytest.raises(BackendError) as caught:
+            await ask(made, think("a big answer", maxTokens=5000), streamed)
+        # Under the cap, the same backend answers as usual.
+        assert await ask(made, think("small"), streamed) == "echo: small"
+    finally:
+        await made.aclose()
+    assert str(caught.value) == (
+        f"openai backend at {server.url}: the response to chat/completions is larger than "
+        "max_response_bytes (10000 bytes), so the request was closed; if answers that large "
+        "are expected, raise max_response_bytes in cx.toml")
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+async def test_an_endless_answer_is_cut_at_max_response_bytes(
+    server: OpenAIServer, settings: BackendSettings, streamed: bool
+) -> None:
+    server.always("endless", ENDLESS)
+    made = OpenAIBackend(replace(settings, max_response_bytes=200_000))
+    try:
+        with pytest.raises(BackendError, match=r"larger than max_response_bytes \(200000 "
+                                               r"bytes\), so the request was closed"):
+            await ask(made, think("an endless answer"), streamed)
+    finally:
+        await made.aclose()
+    assert server.wait_until(lambda: server.exchanges[0].outcome == "disconnected")
+
+
+async def test_a_plain_json_answer_to_a_streamed_request_is_the_whole_answer(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    # Some servers ignore stream: true and answer with the whole completion at once.
+    server.always("whole", answer(completion("the whole answer")))
+    pieces = [piece async for piece in backend.stream(think("whole"))]
+    assert pieces == ["the whole answer"]
+    assert len(server.exchanges) == 1
+
+
+@pytest.mark.parametrize(("content", "kind"), [({"text": "hi"}, "an object"),
+                                               (["hi"], "an array"), (7, "a number")])
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+async def test_content_that_is_not_text_is_an_unexpected_shape(
+    backend: OpenAIBackend, server: OpenAIServer, content: Any, kind: str, streamed: bool
+) -> None:
+    if streamed:
+        server.always("odd", raw(events(
+            {"choices": [{"index": 0, "delta": {"content": content}}]},
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+            "text/event-stream"))
+    else:
+        server.always("odd", answer(completion(content)))
+    with pytest.raises(BackendError) as caught:
+        await ask(backend, think("odd"), streamed)
+    assert str(caught.value).startswith(
+        f"openai backend at {server.url}: unexpected response shape (the answer's content is "
+        f"{kind}, not text): {{")
+    assert len(server.exchanges) == 1
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+async def test_a_redirect_names_where_it_points_and_what_to_fix(
+    backend: OpenAIBackend, server: OpenAIServer, streamed: bool
+) -> None:
+    elsewhere = "http://127.0.0.1:9/v2/chat/completions"  # never reached: not followed
+    server.always("moved", redirect(elsewhere))
+    with pytest.raises(BackendError) as caught:
+        await ask(backend, think("moved"), streamed)
+    assert str(caught.value) == (
+        f"openai backend at {server.url}: the server answered 307 Temporary Redirect, a "
+        f"redirect to {elsewhere}; fix OPENAI_BASE_URL (or base_url in cx.toml) to the address "
+        "it redirects to")
+    assert len(server.exchanges) == 1
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize(("fault", "streamed", "what"), [
+    (raw(b'{"choices": ' + DEEP + b"}"), False, "the response to chat/completions is"),
+    (raw(b"data: " + DEEP + b"\n\n", "text/event-stream"), True, "a streamed event is"),
+], ids=["plain", "streamed"])
+async def test_json_nested_too_deeply_is_a_clear_error(
+    backend: OpenAIBackend, server: OpenAIServer, fault: Fault, streamed: bool, what: str
+) -> None:
+    server.always("deep", fault)
+    with pytest.raises(BackendError) as caught:
+        await ask(backend, think("deep"), streamed)
+    assert str(caught.value) == (
+        f"openai backend at {server.url}: {what} JSON nested too deeply to read; is "
+        "OPENAI_BASE_URL an OpenAI-compatible API?")
+
+
+# The call's timeout: and the memory, in a program's service call -------------------------------
+
+async def test_a_calls_timeout_bounds_its_model_call(
+    backend: OpenAIBackend, server: OpenAIServer
+) -> None:
+    server.always("HANG", delay(30))  # the read timeout (5 s) and request timeout are longer
+    failures: list[ServiceFailure] = []
+    errors: list[Any] = []
+    async with asyncio.timeout(GUARD), Runtime() as runtime:
+        runtime.on("thinking.error", errors.append, inline=True)
+        invoker = ServiceInvoker(runtime, backend)
+        value = await invoker.call("think", {"prompt": "HANG", "timeout": 300},
+                                   HandlerParameters({}), (), failures.append)
+        await runtime.run_until_idle()
+    assert value is None
+    message = ("openai backend: the model did not answer within the call's timeout: of 300 ms; "
+               "give the call a longer timeout:")
+    assert [failure.message for failure in failures] == [message]
+    assert len(errors) == 1
+    assert server.wait_until(lambda: server.exchanges[0].outcome == "disconnected")
+
+
+class OutOfMemory(OpenAIBackend):
+    async def complete(self, request: ServiceRequest) -> str:
+        raise MemoryError
+
+
+async def test_running_out_of_memory_is_no_service_failure(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    # The program layer turns a MemoryError into the memory limit (exit 4): a service error
+    # event would let the run go on and end with exit 0.
+    made = OutOfMemory(settings)
+    failures: list[ServiceFailure] = []
+    try:
+        async with Runtime() as runtime:
+            invoker = ServiceInvoker(runtime, made)
+            with pytest.raises(MemoryError):
+                await invoker.call("think", {"prompt": "x"}, HandlerParameters({}), (),
+                                   failures.append)
+    finally:
+        await made.aclose()
+    assert failures == []

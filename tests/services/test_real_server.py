@@ -290,12 +290,12 @@ def test_branches_that_time_out_waiting_for_the_model_say_so_and_fail_the_run(
     code, out, err = run("""
         on first.run (event)  { return think { prompt: "One word.", maxTokens: 24 }; }
         on second.run (event) { return think { prompt: "Two words.", maxTokens: 24 }; }
-        var r = think { prompt: "Q3", maxTokens: 2, timeout: 50, a: first.run, b: second.run };
+        var r = await { durationMs: 1, timeout: 50, a: first.run, b: second.run };
         print(r.a);
     """, model_settings)
     assert (code, out) == (1, ["null"])
     reports = [line for line in err.splitlines() if line.startswith("prog.cx:")]
-    assert [r.split(": the think call's parameter ")[1][:3] for r in reports] == ["'a'", "'b'"]
+    assert [r.split(": the await call's parameter ")[1][:3] for r in reports] == ["'a'", "'b'"]
     for report in reports:
         assert "failed (timed out)" in report
         assert "s waiting for the openai backend's model, which counts against its time" \

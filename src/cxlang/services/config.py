@@ -22,6 +22,7 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Tokens an answer may have when the call sets no maxTokens: a base model never stops on its
 # own, and one that runs to the end of its context fails instead of answering.
 DEFAULT_MAX_TOKENS = 256
+DEFAULT_MAX_RESPONSE_BYTES = 16_000_000  # far above any answer of max_tokens tokens
 
 
 class ConfigError(ValueError):
@@ -38,7 +39,13 @@ class BackendSettings:
     base_url: str = DEFAULT_BASE_URL
     api_key: str | None = None
     connect_timeout: float = 10.0
-    read_timeout: float = 120.0
+    read_timeout: float = 120.0  # without a byte from the server
+    # A whole request, first byte to last: a server that trickles (keep-alives, a byte at a
+    # time, a stream without end) resets the read timeout with every byte and would hang on.
+    request_timeout: float = 300.0
+    # The most one response may bring (a plain body, or a stream's bytes together), so a
+    # hostile or broken server cannot fill the memory with an endless answer.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     max_concurrency: int = 8  # requests in flight per backend; more wait their turn
     max_tokens: int = DEFAULT_MAX_TOKENS  # an answer's length when a call sets no maxTokens
     threads: int | None = None  # llama: the model's CPU threads (None: one per core)
@@ -49,10 +56,11 @@ class BackendSettings:
 
 _FILE_KEYS: dict[str, type] = {
     "backend": str, "model": str, "embedding_model": str, "base_url": str,
-    "connect_timeout": float, "read_timeout": float, "max_concurrency": int, "max_retries": int,
-    "retry_delay": float, "max_tokens": int, "threads": int,
+    "connect_timeout": float, "read_timeout": float, "request_timeout": float,
+    "max_concurrency": int, "max_retries": int, "retry_delay": float, "max_tokens": int,
+    "threads": int, "max_response_bytes": int,
 }
-_AT_LEAST_ONE = frozenset({"max_concurrency", "max_tokens", "threads"})
+_AT_LEAST_ONE = frozenset({"max_concurrency", "max_tokens", "threads", "max_response_bytes"})
 _ENV = {"CX_BACKEND": "backend", "CX_MODEL": "model", "CX_EMBEDDING_MODEL": "embedding_model",
         "OPENAI_BASE_URL": "base_url", "OPENAI_API_KEY": "api_key"}
 

@@ -20,6 +20,11 @@ unhandled ones.
 Around the model call: ``learn`` stores text in the run's :class:`Memory`; later calls get the
 texts most similar to their prompt (``recall: N``, default 3, ``0`` for none); ``stream: true``
 emits ``<completion event>.chunk`` events as the text arrives, before the completion event.
+
+A call's ``timeout:`` (milliseconds) bounds its parallel handler parameters, each, and also
+its own model call (recalling memories, and a stream with its chunk events, included; a
+timer's wait is no model call): a model call cut by it fails like any other failure of the
+service, with a message saying so.
 """
 
 from __future__ import annotations
@@ -108,6 +113,8 @@ class ServiceInvoker:
         try:
             with self._waiting_for_model(spec):
                 outcome = await self._ask(spec, properties, completions)
+        except MemoryError:
+            raise  # no failure of the service's: the run is out of memory, and stops for it
         except Exception as exc:
             message = self._fail(spec, properties, exc)
             if on_failure is not None:
@@ -144,6 +151,29 @@ class ServiceInvoker:
         return consolidated.payload
 
     async def _ask(
+        self, spec: ServiceSpec, properties: dict[str, Any], completions: Sequence[Completion]
+    ) -> Any:
+        """:meth:`_ask_backend`, within the call's ``timeout:`` if it sets one: a model that
+        does not answer (or a server that trickles) must not hold the call past it."""
+        timeout = properties.get("timeout")  # checked: a number > 0
+        if timeout is None or spec.kind == "timer":
+            return await self._ask_backend(spec, properties, completions)
+        # In a task of its own, waited for with asyncio.wait: the caller may be a handler's
+        # first step, which runs in no task, where asyncio.timeout cannot be used.
+        asking = asyncio.ensure_future(self._ask_backend(spec, properties, completions))
+        try:
+            await asyncio.wait({asking}, timeout=timeout / 1000)
+        finally:
+            if not asking.done():  # the deadline passed, or the caller was cancelled
+                asking.cancel()
+                await asyncio.wait({asking})
+        if asking.cancelled():
+            raise BackendError(f"{self.backend.name} backend: the model did not answer within "
+                               f"the call's timeout: of {timeout:.10g} ms; give the call a "
+                               "longer timeout:")
+        return asking.result()
+
+    async def _ask_backend(
         self, spec: ServiceSpec, properties: dict[str, Any], completions: Sequence[Completion]
     ) -> Any:
         """Ask the backend; the service's result and the source payload for its handlers."""

@@ -12,6 +12,14 @@ the settings): a base model never stops on its own. A streamed answer is complet
 chunk says why it finished (``finish_reason``); one that ends without is an error, never a
 shorter success.
 
+A server may be hostile or broken, not only slow. The read timeout resets with every byte, so
+each request also has a deadline from start to end (``request_timeout``) that keep-alive
+comments, empty deltas or a body dripped a byte at a time cannot push back; and what one
+response may bring is capped (``max_response_bytes``), so an endless answer fails instead of
+filling the memory. A redirect, an answer nested too deeply to parse, or content that is not
+text fails with what it was; a plain JSON completion answering a streamed request (some
+servers ignore ``stream``) is taken as the whole answer, in one piece.
+
 Every exchange runs in a task of its own. httpx (through anyio) ties its locks and cancel
 scopes to the task that enters them, and a handler's first step may run in its caller's task
 (the runtime's eager start) before it continues in a task of its own; an exchange that began
@@ -22,6 +30,7 @@ on, so cancelling the branch still cancels the request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -41,7 +50,7 @@ from .prompts import (
     parse_yes_no,
 )
 from .retry import RetryPolicy, parse_retry_after
-from .sse import sse_events
+from .sse import sse_events, sse_lines
 
 __all__ = ["OpenAIBackend", "list_models"]
 
@@ -98,6 +107,8 @@ class OpenAIBackend:
         self.max_tokens = settings.max_tokens
         self.base_url = settings.base_url
         self.read_timeout = settings.read_timeout
+        self.request_timeout = settings.request_timeout
+        self.max_response_bytes = settings.max_response_bytes
         self.retry = retry or RetryPolicy(max_retries=settings.max_retries,
                                           base_delay=settings.retry_delay,
                                           max_delay=max(8.0, settings.retry_delay))
@@ -205,14 +216,27 @@ class OpenAIBackend:
         """The answer's text and why it finished (``stop``, ``length``, ...) if the server
         says."""
         data = await self._post("chat/completions", self._body(messages, options))
+        return self._completion(data)
+
+    def _completion(self, data: Any) -> tuple[str, str | None]:
+        """A chat.completion object's text and finish_reason."""
         try:
             choice = data["choices"][0]
             content = choice["message"]["content"]
             finish = choice.get("finish_reason")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self._unexpected(data, exc) from None
-        return (content if isinstance(content, str) else "",
-                finish if isinstance(finish, str) else None)
+        return self._text(content, data), finish if isinstance(finish, str) else None
+
+    def _text(self, content: Any, data: Any) -> str:
+        """An answer's ``content``: text, or none at all (``null``, as with a tool call)."""
+        if content is None:
+            return ""
+        if not isinstance(content, str):
+            raise BackendError(f"{self._where}: unexpected response shape (the answer's "
+                               f"content is {_json_kind(content)}, not text): "
+                               f"{_excerpt(data, 120)}")
+        return content
 
     def _limit(self, options: Generation) -> int:
         """An answer's most tokens: the call's ``maxTokens:``, else the settings'."""
@@ -226,18 +250,56 @@ class OpenAIBackend:
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         async def attempt() -> Any:
-            async with self._slots:
-                response = await self._client.post(path, json=body)
-            self._check(response)
-            try:
-                return response.json()
-            except ValueError:
-                raise BackendError(
-                    f"{self._where}: the response to {path} is not valid JSON "
-                    f"(it starts {response.text[:80]!r}); is OPENAI_BASE_URL an OpenAI-"
-                    "compatible API?") from None
+            async with self._slots, self._deadline(), self._client.stream(
+                "POST", path, json=body
+            ) as response:
+                raw = b"".join([chunk async for chunk in self._capped(response, path)])
+            self._check(response, raw)
+            return self._json(raw, path)
 
         return await self._with_retries(path, lambda: asyncio.ensure_future(attempt()))
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """Bound a request from its first byte to its last by ``request_timeout``: the read
+        timeout starts again with every byte, so a server sending keep-alives, empty deltas
+        or a byte at a time would hold the call for as long as it likes."""
+        try:
+            async with asyncio.timeout(self.request_timeout) as deadline:
+                yield
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise BackendError(f"{self._where}: the server had not finished answering within "
+                               f"the request timeout of {self.request_timeout:g} s; a slow "
+                               "model can be given longer with request_timeout in cx.toml"
+                               ) from None
+
+    async def _capped(self, response: httpx.Response, path: str) -> AsyncIterator[bytes]:
+        """The response's body, failing (and so closing the request) once it brings more
+        than ``max_response_bytes``: a server may send an answer without end."""
+        received = 0
+        async for chunk in response.aiter_bytes():
+            received += len(chunk)
+            if received > self.max_response_bytes:
+                raise BackendError(f"{self._where}: the response to {path} is larger than "
+                                   f"max_response_bytes ({self.max_response_bytes} bytes), "
+                                   "so the request was closed; if answers that large are "
+                                   "expected, raise max_response_bytes in cx.toml")
+            yield chunk
+
+    def _json(self, raw: bytes, path: str) -> Any:
+        try:
+            return json.loads(raw)
+        except RecursionError:
+            raise BackendError(f"{self._where}: the response to {path} is JSON nested too "
+                               "deeply to read; is OPENAI_BASE_URL an OpenAI-compatible API?"
+                               ) from None
+        except ValueError:
+            raise BackendError(
+                f"{self._where}: the response to {path} is not valid JSON "
+                f"(it starts {_start(raw)!r}); is OPENAI_BASE_URL an OpenAI-"
+                "compatible API?") from None
 
     async def _stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
         """Content deltas of a streamed chat completion. Retried only until the first piece:
@@ -247,15 +309,24 @@ class OpenAIBackend:
         for attempt in range(self.retry.max_retries + 1):
             pieces = 0
             try:
-                async with self._slots, self._client.stream(
+                async with self._slots, self._deadline(), self._client.stream(
                     "POST", "chat/completions", json=body
                 ) as response:
-                    if response.status_code != 200:
-                        await response.aread()
-                        self._check(response)
+                    chunks = self._capped(response, "chat/completions")
+                    if response.status_code >= 300:  # _check raises: say why
+                        self._check(response, b"".join([chunk async for chunk in chunks]))
+                    if _is_json(response):
+                        # A server that ignores stream answers with the whole completion.
+                        text, finish = self._completion(self._json(
+                            b"".join([chunk async for chunk in chunks]), "chat/completions"))
+                        if text:
+                            yield text
+                        if finish == "length":
+                            self._note_cap(body["max_tokens"])
+                        return
                     events = 0
-                    finish: str | None = None
-                    async for event in sse_events(response.aiter_lines()):
+                    finish = None
+                    async for event in sse_events(sse_lines(chunks)):
                         if event.data.strip() == "[DONE]":
                             break
                         events += 1
@@ -328,12 +399,21 @@ class OpenAIBackend:
                     tries, self.retry.max_retries, delay)
         await self.retry.sleep(delay)
 
-    def _check(self, response: httpx.Response) -> None:
+    def _check(self, response: httpx.Response, body: bytes) -> None:
+        """Raise what a response that is not a success means; *body* is its content."""
         status = response.status_code
+        if 300 <= status < 400:
+            # httpx follows no redirect (nor should a POST with its body be resent blindly):
+            # the base URL points at the wrong place.
+            location = response.headers.get("location")
+            target = f" to {location}" if location else ""
+            raise BackendError(f"{self._where}: the server answered {status} "
+                               f"{_phrase(status)}, a redirect{target}; fix OPENAI_BASE_URL "
+                               "(or base_url in cx.toml) to the address it redirects to")
         if status < 400:
             return
         reason = f"the server answered {status} {_phrase(status)}"
-        detail = _server_message(response)
+        detail = _server_message(body)
         if _CONTEXT_OVERFLOW.search(detail):
             # Whatever the status, asking again cannot make the prompt fit.
             raise BackendError(f"{self._where}: the request does not fit the model's context "
@@ -362,6 +442,10 @@ class OpenAIBackend:
         chunk carries one)."""
         try:
             chunk = json.loads(data)
+        except RecursionError:
+            raise BackendError(f"{self._where}: a streamed event is JSON nested too deeply "
+                               "to read; is OPENAI_BASE_URL an OpenAI-compatible API?"
+                               ) from None
         except ValueError:
             raise BackendError(f"{self._where}: a streamed event is not valid JSON "
                                f"({data[:80]!r})") from None
@@ -377,8 +461,7 @@ class OpenAIBackend:
             reason = choice.get("finish_reason")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self._unexpected(chunk, exc) from None
-        return (content if isinstance(content, str) else "",
-                reason if isinstance(reason, str) else finish)
+        return self._text(content, chunk), reason if isinstance(reason, str) else finish
 
     def _timeout(self, exc: httpx.TimeoutException) -> BackendError:
         if isinstance(exc, httpx.ReadTimeout):
@@ -389,7 +472,7 @@ class OpenAIBackend:
 
     def _unexpected(self, data: Any, exc: Exception) -> BackendError:
         return BackendError(f"{self._where}: unexpected response shape ({type(exc).__name__} "
-                            f"{exc}): {json.dumps(data)[:120]}")
+                            f"{exc}): {_excerpt(data, 120)}")
 
 
 async def list_models(settings: BackendSettings, timeout: float = 2.0) -> list[str]:
@@ -467,14 +550,44 @@ def _describe(exc: BaseException) -> str:
     return f"{kind}: {exc}" if str(exc) else kind
 
 
-def _server_message(response: httpx.Response) -> str:
+def _server_message(body: bytes) -> str:
     try:
-        data = response.json()
-    except ValueError:
-        return response.text.strip()[:200]
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return body[:800].decode("utf-8", "replace").strip()[:200]
     if isinstance(data, dict) and "error" in data:
         return _error_text(data["error"])
-    return json.dumps(data)[:200]
+    return _excerpt(data, 200)
+
+
+def _is_json(response: httpx.Response) -> bool:
+    kind: str = response.headers.get("content-type", "")
+    return kind.partition(";")[0].strip().lower() == "application/json"
+
+
+def _start(raw: bytes) -> str:
+    """A body's first characters, to show what came instead of JSON."""
+    return raw[:80].decode("utf-8", "replace")
+
+
+def _excerpt(data: Any, length: int) -> str:
+    """The start of *data* as JSON, for a message (it was parsed, so it serialises, unless
+    it is nested deeper than the encoder goes)."""
+    try:
+        return json.dumps(data)[:length]
+    except RecursionError:
+        return "(JSON nested too deeply to show)"
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number"  # what else JSON has: text and null are not asked about
 
 
 def _error_text(error: Any) -> str:
