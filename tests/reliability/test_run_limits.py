@@ -75,6 +75,11 @@ BUSY = {
                        "\n}\nvar c = new Counter({});\nemit tick.go;\n",
                        "handler at prog.cx:2 (on tick.go) of Counter#1, " +
                        BUSY_LOOP.format(line=2)),
+    "inline handler counting": ("on go (e) { var i = 0; while (true) { i = i + 1; } }\nemit go;\n",
+                                "handler at prog.cx:1 (on go), " + BUSY_LOOP.format(line=1)),
+    "parallel parameter": ("on a.req (e) { var i = 0; while (true) { i = i + 1; } }\n"
+                           'var r = think { prompt: "x", r: a.req };\n',
+                           "handler at prog.cx:1 (on a.req), " + BUSY_LOOP.format(line=1)),
     "after an await": ("on tick.go (e) {\n  await { durationMs: 10 };\n  while (true) {}\n}\n"
                        "emit tick.go;\n",
                        "handler at prog.cx:1 (on tick.go), " + BUSY_LOOP.format(line=3)),

@@ -32,6 +32,9 @@ EVENT_ARG = "_event"
 CONFIG_ARG = "_config"
 MAIN = "cx_main"
 AI_SERVICES = frozenset({"think", "learn", "infer", "generate", "chat", "adapt"})
+# CPython compiles at most 20 blocks nested in one function (CO_MAXBLOCKS) and refuses more
+# with a SyntaxError; a CX loop is one such block (nothing else the code generator emits is).
+MAX_LOOP_NESTING = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,14 +326,14 @@ class _Generator:
                          self.block(s.orelse, scope))
         elif isinstance(s, n.While):
             test = self.condition(s.condition, scope)
-            scope.loop_depth += 1
+            self.enter_loop(s, scope)
             body = self.block(s.body, scope) or [ast.Pass()]
             scope.loop_depth -= 1
             yield ast.While(test, body, [])
         elif isinstance(s, n.ForIn):
             iterable = _call("cx_iter", self.expr(s.iterable, scope))
             scope.declared.add(s.name)
-            scope.loop_depth += 1
+            self.enter_loop(s, scope)
             body = self.block(s.body, scope) or [ast.Pass()]
             scope.loop_depth -= 1
             yield ast.For(self.target(s.name, scope), iterable, body, [])
@@ -348,6 +351,15 @@ class _Generator:
             yield from self.emit(s, scope)
         else:
             self.error(f"{type(s).__name__} is not allowed here", s.span)
+
+    def enter_loop(self, loop: n.While | n.ForIn, scope: FunctionScope) -> None:
+        """Count *loop* in; the first one past what Python can compile is reported (once,
+        however deep the nest goes)."""
+        scope.loop_depth += 1
+        if scope.loop_depth == MAX_LOOP_NESTING + 1:
+            self.error(f"loops nested too deeply: at most {MAX_LOOP_NESTING} inside one "
+                       "another in a handler or the top level; move the inner ones into a "
+                       "handler of their own", loop.span)
 
     def target(self, name: str, scope: FunctionScope) -> ast.Name:
         if scope.is_global(name) and not scope.is_top_level:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..syntax import parse
 from ..syntax.diagnostics import CxError, SourceFile
+from ..syntax.nodes import Span
 from .codegen import MAIN, EntityInfo, HandlerInfo, generate
 from .sites import CallSite
 
@@ -54,5 +55,13 @@ def _compile(text: str, filename: str) -> CompiledProgram:
         raise CxError([source.diagnostic(
             "the program nests too deeply to compile (an expression or block thousands of "
             "levels deep); split it up", program.span)]) from None
+    except SyntaxError as exc:
+        # Python's own compile-time limits. The code generator checks those CX source can
+        # reach (loops nested past MAX_LOOP_NESTING); this is the net under that check, so that
+        # a limit it misses still ends in a diagnostic, at the construct's line, not a traceback.
+        line = exc.lineno or 1
+        raise CxError([source.diagnostic(
+            "this is past a limit of the compiler (nested or repeated too many times); "
+            "split it up", Span(line, 1, line, 2))]) from None
     return CompiledProgram(source, code, MAIN, tuple(plan.handlers), plan.entities,
                            plan.constants, tuple(plan.call_sites))

@@ -79,6 +79,10 @@ _PRECEDENCE = {
 }
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\", "0": "\0"}
 _ESCAPE_RE = re.compile(r"\\(u[0-9A-Fa-f]{4}|u|.)")
+# Python refuses to read (or print) a decimal integer longer than this (its guard against
+# quadratic conversions, sys.get_int_max_str_digits(), 4,300 by default): a CX literal that
+# long is refused with a diagnostic rather than reaching int() and its ValueError.
+MAX_INT_DIGITS = 4300
 
 
 def report(span: Span, message: str) -> None:
@@ -371,7 +375,12 @@ class AstBuilder:
     @staticmethod
     def number(c: Children) -> NumberLit:
         tok: Tok = c[0]
-        return NumberLit(_number(tok.value), tok.span)
+        text = tok.value
+        if len(text) > MAX_INT_DIGITS and text.isdigit():
+            report(tok.span, f"integer literal too long: {len(text):,} digits, at most "
+                             f"{MAX_INT_DIGITS:,}")
+            return NumberLit(0, tok.span)
+        return NumberLit(_number(text), tok.span)
 
     @staticmethod
     def string(c: Children) -> StringLit:

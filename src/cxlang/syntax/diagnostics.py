@@ -13,6 +13,8 @@ from typing import Literal
 
 from .nodes import Span
 
+BOM = "\ufeff"  # a UTF-8 byte-order mark some editors put at the start of a file
+
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
@@ -23,8 +25,10 @@ class SourceFile:
     lines: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Only "\n" ends a line (as in the lexer); a "\r" before it is not shown.
-        lines = tuple(line.removesuffix("\r") for line in self.text.split("\n"))
+        # Only "\n" ends a line (as in the lexer); a "\r" before it is not shown, nor a
+        # byte-order mark at the start (the lexer skips it: it is no column).
+        lines = tuple(line.removesuffix("\r")
+                      for line in self.text.removeprefix(BOM).split("\n"))
         object.__setattr__(self, "lines", lines)
 
     def line(self, number: int) -> str:
@@ -52,21 +56,53 @@ class Diagnostic:
     severity: Severity = "error"
 
     def render(self) -> str:
-        """`file:line:col: message`, then the line indented by 4, then a caret line."""
+        """`file:line:col: message`, then the line indented by 4, then a caret line.
+
+        The line is shown as the terminal should see it: cut to a window around the caret
+        when long (a minified or generated file would otherwise echo megabytes), and with
+        control characters and line separators escaped (they would move the cursor or break
+        the line); the caret stays under the same character either way."""
         line, column, end_line, end_column = self.span
         label = "warning: " if self.severity == "warning" else ""
         head = f"{self.filename}:{line}:{column}: {label}{self.message}"
-        if not self.source_line and column <= 1:
+        source = self.source_line
+        if not source and column <= 1:
             return head
+        start = column - 1  # 0-based, may be past the end of the line
+        stop = end_column - 1 if end_line == line else column
+        stop = max(stop, start + 1)
+        first = max(0, min(start - WINDOW // 2, len(source) - WINDOW))
+        last = min(len(source), first + WINDOW)
+        shown = [_visible(ch) for ch in source[first:last]]
         # Reuse the line's own tabs so the caret lines up however tabs are displayed.
-        prefix = "".join(ch if ch == "\t" else " " for ch in self.source_line[: column - 1])
-        prefix += " " * max(0, column - 1 - len(self.source_line))
-        width = end_column - column if end_line == line else 1
-        marker = "^" + "~" * (max(1, width) - 1)
-        return f"{head}\n    {self.source_line}\n    {prefix}{marker}"
+        prefix = "".join("\t" if ch == "\t" else " " * len(ch) for ch in shown[: start - first])
+        prefix += " " * max(0, start - len(source))
+        width = sum(len(ch) for ch in shown[start - first: stop - first]) or 1
+        left = _CUT if first > 0 else ""
+        right = _CUT if last < len(source) else ""
+        if right and stop > last:  # the span runs on past the window: so does its marker
+            width += len(right)
+        marker = "^" + "~" * (width - 1)
+        return f"{head}\n    {left}{''.join(shown)}{right}\n    " \
+               f"{' ' * len(left)}{prefix}{marker}"
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.filename, self.span.line, self.span.column, self.message)
+
+
+WINDOW = 100  # characters of a long source line shown around the caret
+_CUT = "..."  # marks where a long line was cut
+
+
+def _visible(ch: str) -> str:
+    """*ch* as echoed: itself, or an escape if a terminal would act on it (a control
+    character, U+2028, a bidirectional override...). A tab stays: it is only blank."""
+    if ch.isprintable() or ch == "\t":
+        return ch
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 class CxError(Exception):

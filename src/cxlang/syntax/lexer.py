@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from lark.lexer import PatternStr, TerminalDef
 
+from .diagnostics import BOM
 from .nodes import Span
 
 END = "$END"
@@ -84,9 +85,12 @@ class Lexer:
         append = tokens.append
         # One lookup types every NAME (keyword or not), operator, number and string.
         type_of = {**self.keywords, **self.punct}.get
+        # A byte-order mark (some editors write one) is skipped and is no column: the
+        # positions are those of the file without it, as SourceFile shows it.
+        start = 1 if text.startswith(BOM) else 0
         line = 1
-        base = -1  # offset of the line's first character, minus one: column = offset - base
-        for m in self._scan(text):
+        base = start - 1  # offset of the line's first character, minus one: column = offset - base
+        for m in self._scan(text, start):
             kind: str = m.lastgroup  # type: ignore[assignment]  # every branch is a group
             if kind in _PLAIN:
                 value = m.group(kind)
