@@ -133,7 +133,7 @@ async def test_a_flood_of_drops_is_counted_not_logged_line_by_line(
             await asyncio.sleep(0.5)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2  # the first drop, then the count told as the process leaves
-    assert lines[1].startswith("1999 more event(s) from other processes dropped in the last")
+    assert lines[1].startswith("1999 more message(s) from other processes dropped in the last")
 
 
 def test_the_drop_log_says_a_count_per_reason_at_most_every_interval() -> None:
@@ -147,7 +147,7 @@ def test_the_drop_log_says_a_count_per_reason_at_most_every_interval() -> None:
     try:
         for step in range(100):
             now[0] = step * 0.5
-            drops.dropped("a.b", "malformed: x")
+            drops.dropped("event a.b", "malformed: x")
         drops.flush()
     finally:
         logger.removeHandler(handler)
@@ -188,3 +188,29 @@ async def test_a_malformed_durable_event_is_told_once_and_never_comes_back(
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1
     assert "event job.run from another process dropped: malformed: JSON nested" in lines[0]
+
+
+@pytest.mark.parametrize("announcement", [
+    b"[]",
+    nested(MAX_NESTING + 1),
+    b'{"member": "m1", "group": "g", "patterns": ["job.run", ""]}',
+    b'{"member": "m1", "group": "g", "patterns": ["system.shutdown"]}',
+    b'{"member": "m1", "group": "g", "patterns": ["_CX.call.>"]}',
+    b'{"member": "m1", "group": "g h", "patterns": ["job.run"]}',
+    b'{"member": "m1", "group": "g", "patterns": "job.run"}',
+], ids=["no object", "deep", "empty pattern", "system", "cxlang's own", "bad group", "no list"])
+async def test_a_malformed_announcement_changes_nothing_and_is_told(
+    nats_server: NatsServer, peer: Client, caplog: pytest.LogCaptureFixture,
+    announcement: bytes,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="cxlang.distributed"):
+        async with cxlang.Runtime(bus=nats_server.url) as rt:
+            await rt.connect()
+            assert rt.bus.transport is not None
+            directory = rt.bus.transport.directory  # type: ignore[attr-defined]
+            before = directory.members
+            await peer.publish("_CX.presence", announcement)
+            await until(lambda: "announcement" in caplog.text)
+            assert directory.members == before
+    assert "an announcement of who serves what from another process dropped: malformed" \
+        in caplog.text

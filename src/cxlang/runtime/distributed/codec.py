@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -27,11 +28,14 @@ from ..context import ExecutionContext
 from ..coordinator import BranchFailed
 from ..events import Event
 from ..outcomes import Failure
+from .directory import Announcement
 from .errors import NotPortable
+from .subjects import is_event_subject, is_local
 
 __all__ = [
     "Call",
     "call_headers",
+    "decode_announcement",
     "decode_call",
     "decode_event",
     "decode_reply",
@@ -136,6 +140,35 @@ def decode_event(name: str, headers: Mapping[str, str] | None, data: bytes) -> E
     return Event(name, payload, id=headers[ID], parent_id=headers.get(PARENT),
                  depth=_header_depth(headers.get(DEPTH, "0")),
                  timestamp=_header_time(headers[TIME]))
+
+
+MAX_PATTERNS = 10_000  # patterns one announcement may claim
+_MEMBER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def decode_announcement(data: bytes) -> tuple[Announcement, bool]:
+    """Who a process says it is and what it serves, and whether it is leaving; raises
+    ``ValueError`` for anything cxlang would not have written (a peer's message may not put
+    a pattern the directory cannot hold, or a group no subject can name, into it)."""
+    message = _loads(data)
+    if not isinstance(message, dict):
+        raise ValueError("not a JSON object")
+    member, group, patterns = (message.get(key) for key in ("member", "group", "patterns"))
+    if not (isinstance(member, str) and _MEMBER.fullmatch(member)):
+        raise ValueError("no member id")
+    if not (isinstance(group, str) and _MEMBER.fullmatch(group)):
+        raise ValueError("no group name")
+    if not (isinstance(patterns, list) and len(patterns) <= MAX_PATTERNS
+            and all(isinstance(p, str) and _pattern(p) for p in patterns)):
+        raise ValueError("patterns that are not event patterns")
+    return Announcement(member, group, tuple(patterns)), message.get("leaving") is True
+
+
+def _pattern(text: str) -> bool:
+    """A pattern another process may serve: dotted, no blanks, not cxlang's or NATS's own."""
+    return 0 < len(text) <= 1000 and is_event_subject(text) and not is_local(text) and all(
+        segment and not any(c.isspace() for c in segment) and segment != ">"
+        for segment in text.split("."))
 
 
 def call_headers(

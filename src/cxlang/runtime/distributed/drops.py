@@ -33,14 +33,15 @@ class DroppedEvents:
         self._clock = clock
         self._tallies: dict[str, _Tally] = {}
 
-    def dropped(self, name: str, reason: str) -> None:
-        """Event *name* from another process was dropped because of *reason* (which should not
-        name the event, so that drops of many events count under one reason)."""
+    def dropped(self, what: str, reason: str) -> None:
+        """*what* (``event job.run``, ``an announcement``) from another process was dropped
+        because of *reason* (which should not name the event, so that drops of many events
+        count under one reason)."""
         now = self._clock()
         tally = self._tallies.get(reason)
         if tally is None:
             self._tallies[reason] = _Tally(now)
-            logger.error("event %s from another process dropped: %s", name, reason)
+            logger.error("%s from another process dropped: %s", what, reason)
             return
         tally.count += 1
         if now - tally.since >= INTERVAL:
@@ -54,7 +55,7 @@ class DroppedEvents:
                 self._say(reason, tally, now)
 
     def _say(self, reason: str, tally: _Tally, now: float) -> None:
-        logger.error("%d more event(s) from other processes dropped in the last %.0f s: %s",
+        logger.error("%d more message(s) from other processes dropped in the last %.0f s: %s",
                      tally.count, now - tally.since, reason)
         tally.count = 0
         tally.since = now

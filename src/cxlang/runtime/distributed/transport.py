@@ -36,9 +36,16 @@ from nats.aio.subscription import Subscription as NatsSubscription
 
 from ..errors import QueueFull, RuntimeClosed
 from ..events import Event, new_origin
-from .codec import ID, decode_event, encode_payload, event_headers, origin_of
+from .codec import (
+    ID,
+    decode_announcement,
+    decode_event,
+    encode_payload,
+    event_headers,
+    origin_of,
+)
 from .credentials import connect_options, shown
-from .directory import Announcement, Directory
+from .directory import Directory
 from .drops import DroppedEvents
 from .durable import DurableConsumer, ensure_stream
 from .errors import BusUnavailable, NotPortable
@@ -293,8 +300,8 @@ class NatsTransport:
         except RuntimeClosed:
             pass
         except QueueFull:
-            self.drops.dropped(name, f"the event queue is full ({self.bus.max_queue:,} events "
-                                     "waiting)")
+            self.drops.dropped(f"event {name}", f"the event queue is full "
+                                                f"({self.bus.max_queue:,} events waiting)")
 
     def _accepted(self, name: str, msg: Msg) -> Event | None:
         """The event *msg* carries, or ``None`` (and the drop told) when this process does not
@@ -303,11 +310,12 @@ class NatsTransport:
         try:
             event = decode_event(name, msg.headers, msg.data)
         except ValueError as exc:
-            self.drops.dropped(name, f"malformed: {exc}")
+            self.drops.dropped(f"event {name}", f"malformed: {exc}")
             return None
         if event.depth >= self.bus.max_depth:
-            self.drops.dropped(name, f"it arrived {event.depth:,} causal hops deep, at or past "
-                                     f"this process's limit of {self.bus.max_depth:,}")
+            self.drops.dropped(f"event {name}", f"it arrived {event.depth:,} causal hops deep, "
+                                                f"at or past this process's limit of "
+                                                f"{self.bus.max_depth:,}")
             return None
         return event
 
@@ -326,18 +334,17 @@ class NatsTransport:
 
     async def _on_presence(self, msg: Msg) -> None:
         try:
-            data = json.loads(msg.data)
-            member, group = str(data["member"]), str(data["group"])
-            patterns = tuple(str(p) for p in data["patterns"])
-        except (ValueError, KeyError, TypeError) as exc:
-            logger.warning("ignored a malformed announcement: %r", exc)
+            announcement, leaving = decode_announcement(msg.data)
+        except ValueError as exc:
+            self.drops.dropped("an announcement of who serves what", f"malformed: {exc}")
             return
+        member = announcement.member
         if member == self.origin:
             return
-        if data.get("leaving"):
+        if leaving:
             self.directory.leave(member)
         else:
-            self.directory.announce(Announcement(member, group, patterns))
+            self.directory.announce(announcement)
         self._seen.add(member)
         if self._seen_all is not None and self._expected <= self._seen:
             self._seen_all.set()
