@@ -1,4 +1,7 @@
-"""Code generation: the CX AST to a Python ``ast.Module``, one function per CX body.
+"""Code generation: the CX AST to Python modules (``ast.Module``), one function per CX body.
+
+The modules are handed on to be compiled one by one as they are done, and all run in one
+namespace; see :data:`MODULE_GLOBAL_COPIES` for why there are several.
 
 Every CX body becomes an ``async def`` (a service call may wait anywhere), every CX operation a
 call into :mod:`.prelude` or the program host (``__cx__``), and every node keeps its CX line and
@@ -13,7 +16,7 @@ the call's handler parameters, fixed when the program is compiled.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -35,6 +38,16 @@ AI_SERVICES = frozenset({"think", "learn", "infer", "generate", "chat", "adapt"}
 # CPython compiles at most 20 blocks nested in one function (CO_MAXBLOCKS) and refuses more
 # with a SyntaxError; a CX loop is one such block (nothing else the code generator emits is).
 MAX_LOOP_NESTING = 20
+# CPython's symbol table gives every function defined in a module its own copy of the set of
+# names declared ``global`` anywhere in that module. The top level declares every top-level
+# variable global, and a handler those it assigns, so a program in one module would cost
+# functions x top-level variables: a quadratic compile(), 43 s for a 5 MB program. The
+# functions are spread over modules instead (compiled apart, run in order in one namespace),
+# each module kept under this many copied names unless one function alone declares more.
+MODULE_GLOBAL_COPIES = 1 << 16
+# A module's Python tree takes many times the memory of its source, and is freed once the module
+# is compiled: modules of at most this many functions keep the peak to a part of the program.
+MODULE_FUNCTIONS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +73,8 @@ class EntityInfo:
 
 @dataclass
 class ModulePlan:
-    """What :func:`generate` produces: the module and what the host needs to run it."""
+    """What :func:`generate` finds besides the modules: what the host needs to run them."""
 
-    module: ast.Module
     handlers: list[HandlerInfo] = field(default_factory=list)
     entities: dict[str, EntityInfo] = field(default_factory=dict)
     constants: dict[str, Any] = field(default_factory=dict)
@@ -70,8 +82,16 @@ class ModulePlan:
     call_sites: list[CallSite] = field(default_factory=list)
 
 
-def generate(program: n.Program, source: SourceFile) -> ModulePlan:
-    return _Generator(source).program(program)
+def generate(program: n.Program, source: SourceFile,
+             compile_module: Callable[[ast.Module], object]) -> ModulePlan:
+    """Generate *program*, passing each module to *compile_module* as soon as it is done, in
+    order, until an error of the program is found (a program with errors is not run).
+
+    Together the modules define the program's functions and set its top-level variables to
+    null. No more than one module's Python tree is kept at a time (see
+    :data:`MODULE_FUNCTIONS`).
+    """
+    return _Generator(source, compile_module).program(program)
 
 
 def _var(name: str) -> str:
@@ -163,11 +183,41 @@ _COMPOUND = {"+=": "+", "-=": "-", "*=": "*", "/=": "/", "%=": "%"}
 
 
 class _Generator:
-    def __init__(self, source: SourceFile) -> None:
+    def __init__(self, source: SourceFile,
+                 compile_module: Callable[[ast.Module], object]) -> None:
         self.source = source
-        self.plan = ModulePlan(ast.Module([], []))
+        self.compile_module = compile_module
+        self.plan = ModulePlan()
         self.globals = GlobalScope()
         self.call_sites = 0
+        self.module = ast.Module([], [])
+        self.module_functions = 0  # functions defined in self.module
+        self.module_globals: set[str] = set()  # names they declare global
+
+    def define(self, statement: ast.stmt) -> None:
+        """Add *statement* to the module, after handing that on if the statement is a function
+        past :data:`MODULE_FUNCTIONS` or would make the symbol table copy more than
+        :data:`MODULE_GLOBAL_COPIES` names."""
+        if isinstance(statement, ast.AsyncFunctionDef):
+            first = statement.body[0]
+            declared = first.names if isinstance(first, ast.Global) else []
+            known = self.module_globals
+            names = len(known) + sum(1 for name in declared if name not in known)
+            functions = self.module_functions + 1
+            if functions > MODULE_FUNCTIONS or (
+                    self.module_functions and functions * names > MODULE_GLOBAL_COPIES):
+                self.hand_on()
+            self.module_functions += 1
+            known.update(declared)
+        self.module.body.append(statement)
+
+    def hand_on(self) -> None:
+        """Pass the module on to be compiled, unless the program has errors, and start anew."""
+        if not self.plan.diagnostics:
+            self.compile_module(self.module)
+        self.module = ast.Module([], [])
+        self.module_functions = 0
+        self.module_globals.clear()
 
     def error(self, message: str, span: n.Span) -> None:
         self.plan.diagnostics.append(self.source.diagnostic(message, span))
@@ -184,9 +234,8 @@ class _Generator:
             elif not isinstance(item, n.OnHandler):
                 top.append(item)
         self.globals.variables = set(declared_names(top))
-        body = self.plan.module.body
-        body.extend(_at(ast.Assign([_store(_var(v))], _const(None)), program.span)
-                    for v in sorted(self.globals.variables))
+        for v in sorted(self.globals.variables):
+            self.define(_at(ast.Assign([_store(_var(v))], _const(None)), program.span))
 
         main_scope = FunctionScope(self.globals, is_top_level=True, in_entity=False)
         # Top-level names are known before their 'var' too: using one early is an error, and
@@ -197,7 +246,7 @@ class _Generator:
             main_body.append(ast.Global([_var(v) for v in sorted(self.globals.variables)]))
         main_body.extend(self.block(top, main_scope))
         self.close_call_sites(main_scope)
-        body.append(_at(_async_def(MAIN, [], main_body), program.span))
+        self.define(_at(_async_def(MAIN, [], main_body), program.span))
 
         handler_count = 0
         for item in program.body:
@@ -205,16 +254,16 @@ class _Generator:
                 name = f"cx_on_{handler_count}"
                 handler_count += 1
                 function, reads_errors = self.handler(item, name, entity=False)
-                body.append(function)
+                self.define(function)
                 self.plan.handlers.append(
                     HandlerInfo(item.pattern.dotted, name, item.span.line, reads_errors))
             elif isinstance(item, n.EntityDecl):
                 self.entity(item)
+        self.hand_on()
         return self.plan
 
     def entity(self, decl: n.EntityDecl) -> None:
         prefix = f"cx_{decl.name}"
-        body = self.plan.module.body
         fields = None
         if decl.fields:
             scope = self.function_scope(decl.fields, in_entity=True)
@@ -225,17 +274,17 @@ class _Generator:
                 for f in decl.fields
             ]
             fields = f"{prefix}_fields"
-            body.append(_at(self.finish(_async_def(fields, ["v_self"], statements), scope),
+            self.define(_at(self.finish(_async_def(fields, ["v_self"], statements), scope),
                             decl.span))
         realize = None
         if decl.realize is not None:
             realize = f"{prefix}_realize"
-            body.append(self.realize(decl.realize, realize))
+            self.define(self.realize(decl.realize, realize))
         handlers = []
         for i, handler in enumerate(decl.handlers):
             name = f"{prefix}_on_{i}"
             function, reads_errors = self.handler(handler, name, entity=True)
-            body.append(function)
+            self.define(function)
             handlers.append(HandlerInfo(handler.pattern.dotted, name, handler.span.line,
                                         reads_errors))
         self.plan.entities[decl.name] = EntityInfo(decl.name, decl.kind, fields, realize,

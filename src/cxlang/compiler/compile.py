@@ -1,7 +1,8 @@
-"""From source text to a code object the program host can run."""
+"""From source text to the code objects the program host runs."""
 
 from __future__ import annotations
 
+import ast
 import gc
 from dataclasses import dataclass
 from types import CodeType
@@ -18,10 +19,11 @@ __all__ = ["CompiledProgram", "compile_program"]
 
 @dataclass(frozen=True, slots=True)
 class CompiledProgram:
-    """A compiled CX program: one code object plus what the host needs to wire it up."""
+    """A compiled CX program: code objects to run, in order, in one namespace (that defines its
+    functions) plus what the host needs to wire it up."""
 
     source: SourceFile
-    code: CodeType
+    codes: tuple[CodeType, ...]
     main: str
     handlers: tuple[HandlerInfo, ...]
     entities: dict[str, EntityInfo]
@@ -45,11 +47,25 @@ def compile_program(text: str, filename: str = "<input>") -> CompiledProgram:
 def _compile(text: str, filename: str) -> CompiledProgram:
     program = parse(text, filename)
     source = SourceFile(filename, text)
+    codes: list[CodeType] = []
+    limit: SyntaxError | RecursionError | None = None
+
+    def compile_module(module: ast.Module) -> None:
+        nonlocal limit
+        if limit is None:
+            try:
+                codes.append(compile(module, filename, "exec", dont_inherit=True))
+            except (SyntaxError, RecursionError) as exc:
+                # Errors of the program's own, which code generation may find further on,
+                # come first: this is reported only if there are none.
+                limit = exc
+
     try:
-        plan = generate(program, source)
+        plan = generate(program, source, compile_module)
         if plan.diagnostics:
             raise CxError(plan.diagnostics)
-        code = compile(plan.module, filename, "exec", dont_inherit=True)
+        if limit is not None:
+            raise limit
     except (RecursionError, MemoryError):
         # The parser does not recurse; walking a very deep tree does.
         raise CxError([source.diagnostic(
@@ -63,5 +79,5 @@ def _compile(text: str, filename: str) -> CompiledProgram:
         raise CxError([source.diagnostic(
             "this is past a limit of the compiler (nested or repeated too many times); "
             "split it up", Span(line, 1, line, 2))]) from None
-    return CompiledProgram(source, code, MAIN, tuple(plan.handlers), plan.entities,
+    return CompiledProgram(source, tuple(codes), MAIN, tuple(plan.handlers), plan.entities,
                            plan.constants, tuple(plan.call_sites))

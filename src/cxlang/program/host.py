@@ -79,7 +79,8 @@ class ProgramHost:
             **(PRELUDE if max_payload is None else bounded_prelude(max_payload)),
             **program.constants, "__cx__": self,
         }
-        exec(program.code, self.namespace)  # defines the program's functions, runs nothing
+        for code in program.codes:
+            exec(code, self.namespace)  # defines the program's functions, runs nothing
         runtime.bus.failure_listeners.append(self._handler_failed)
         runtime.bus.limit_listeners.append(self._limit_reached)
         runtime.bus.describe_failure = self._describe_failure
@@ -95,7 +96,7 @@ class ProgramHost:
                      *(h for entity in program.entities.values() for h in entity.handlers)]:
             self.namespace[info.function].__qualname__ = \
                 f"handler at {program.source.name}:{info.line}"
-        self.codes = frozenset(_code_objects(program.code))
+        self.codes = frozenset(c for code in program.codes for c in _code_objects(code))
         self._functions = self._describe_functions()
         self._reading_errors = frozenset(
             self.namespace[info.function].__code__
