@@ -19,12 +19,13 @@ import math
 import operator
 from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring
+from types import CodeType
 from typing import Any
 
 from ..runtime.limits import LimitExceeded
 
-__all__ = ["PRELUDE", "CxRuntimeError", "Entity", "bounded_prelude", "display", "size_of",
-           "truthy"]
+__all__ = ["INTERRUPTIBLE", "PRELUDE", "CxRuntimeError", "Entity", "bounded_prelude", "display",
+           "size_of", "truthy"]
 
 
 class CxRuntimeError(Exception):
@@ -325,12 +326,58 @@ def neg(value: Any) -> Any:
 
 
 def eq(left: Any, right: Any) -> bool:
-    """Equality without Python's surprises: ``true == 1`` is false in CX."""
+    """Equality without Python's surprises: ``true == 1`` is false in CX, at any depth.
+
+    Arrays and objects are compared with a stack of this function's own, not Python's ``==``
+    (one C call that recurses, never checks the time limit and, on values that share their
+    parts, does work exponential in their size). Each pair of containers is compared once: a
+    pair met again (a shared part, or a value that contains itself) is taken as equal while
+    its first comparison goes on, so the work is bounded by the pairs of parts, not the paths
+    to them, and a value that contains itself compares in finite time."""
+    if left is right:
+        return not (type(left) is float and math.isnan(left))
+    if isinstance(left, list | dict) and type(left) is type(right):
+        return _containers_equal(left, right)
+    return _scalars_equal(left, right)
+
+
+def _scalars_equal(left: Any, right: Any) -> bool:
     if isinstance(left, bool) or isinstance(right, bool):
         return left is right
     if isinstance(left, Entity) or isinstance(right, Entity):
         return left is right
+    if isinstance(left, list | dict) or isinstance(right, list | dict):
+        return False  # an array and an object, or a container and a scalar
     return bool(left == right)
+
+
+def _containers_equal(left: list[Any] | dict[str, Any], right: list[Any] | dict[str, Any]) -> bool:
+    todo: list[tuple[Any, Any]] = [(left, right)]
+    seen: set[tuple[int, int]] = set()  # pairs compared or being compared (both stay alive)
+    while todo:
+        a, b = todo.pop()
+        if a is b:
+            if type(a) is float and math.isnan(a):
+                return False
+            continue
+        if not (isinstance(a, list | dict) and type(a) is type(b)):
+            if not _scalars_equal(a, b):
+                return False
+            continue
+        pair = (id(a), id(b))
+        if pair in seen:
+            continue
+        if len(a) != len(b):
+            return False
+        seen.add(pair)
+        if isinstance(a, list):
+            todo.extend(zip(a, b, strict=True))
+        else:
+            for key, value in a.items():
+                if key not in b:
+                    return False
+                todo.append((value, b[key]))
+    return True
 
 
 def _ordered(op: str, left: Any, right: Any) -> None:
@@ -463,6 +510,13 @@ PRELUDE: dict[str, Any] = {
 """The names compiled code may call, as the code generator spells them."""
 
 
+INTERRUPTIBLE: frozenset[CodeType] = frozenset(
+    f.__code__ for f in (_json, _containers_equal))
+"""The prelude's loops whose work grows with a value's size, not the program's steps (writing
+or comparing a value): the time and memory limits may stop the run at any of their lines, as at
+the program's own (each line leaves nothing half done)."""
+
+
 # Size limits -----------------------------------------------------------------------------------
 
 _SLOT = 8  # bytes a number, boolean, null or array element counts for
@@ -513,17 +567,27 @@ def bounded_prelude(max_size: int) -> dict[str, Any]:
         return check(add(left, right))
 
     def method_bounded(target: Any, name: str, args: list[Any]) -> Any:
-        # join and replace could build a huge string in one step: estimate it first.
+        # join, replace and split could build a huge value in one step, far past the limit
+        # (a long separator repeated per element, a replacement inserted at every character):
+        # refuse it from its size, computed before anything is built.
         if name == "join" and type(target) is list:
-            joined = sum(len(x) for x in target if type(x) is str)
+            sep = display(args[0]) if args else ","
+            joined = sum(len(x) if type(x) is str else size_of(x, max_size) for x in target) \
+                + len(sep) * max(len(target) - 1, 0)
             if joined > max_size:
                 raise too_large("a string", joined, max_size)
         elif name == "replace" and type(target) is str and len(args) == 2:
             old, new = display(args[0]), display(args[1])
-            if old and len(new) > len(old):
+            if len(new) > len(old):  # an empty *old* matches at every character, and the end
                 grown = len(target) + target.count(old) * (len(new) - len(old))
                 if grown > max_size:
                     raise too_large("a string", grown, max_size)
+        elif name == "split" and type(target) is str:
+            pieces = len(target)  # no separator: its characters
+            if args and type(args[0]) is str and args[0]:
+                pieces = target.count(args[0]) + 1
+            if _SLOT * pieces > max_size:
+                raise too_large("an array", _SLOT * pieces, max_size)
         result = call_method(target, name, args)
         if type(target) is list:
             check(target)  # push grows it in place

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import re
 import traceback
 from collections import Counter
@@ -24,6 +25,7 @@ from collections.abc import Coroutine, Iterator
 from types import CodeType, FrameType
 from typing import Any, TextIO
 
+from .. import runtime as runtime_package
 from ..compiler import PRELUDE, CompiledProgram, CxRuntimeError, Entity, display
 from ..compiler.prelude import bounded_prelude, size_of, too_large
 from ..compiler.sites import CallSite
@@ -282,6 +284,9 @@ class ProgramHost:
     def _failed_at(self, site: CallSite, failure: ServiceFailure) -> None:
         """Report *failure* of the call at *site* unless the program handles it."""
         where = site.where(self.program.source.name)
+        for branch in failure.branches.values():
+            if isinstance(branch.exception, LimitExceeded):
+                self.runtime.bus.trip(branch.exception)  # the payload size, in a branch
         for name, branch in failure.branches.items():
             logger.info("%s at %s: parameter %r failed (%s): %s", failure.service, where, name,
                         branch.kind, branch.message)
@@ -372,15 +377,23 @@ class ProgramHost:
         if self.over or not isinstance(exc, Exception):
             return
         if isinstance(exc, MemoryError):
+            # The frames it unwound hold what filled memory: let it go now, so that stopping
+            # the run (which allocates) does not run out too.
+            traceback.clear_frames(exc.__traceback__)
             exc = LimitExceeded("memory", "the process ran out of memory", 0,
                                 "set a lower --max-memory, so that the watchdog stops the run "
                                 "first")
-        elif isinstance(exc, RecursionError):
+        elif isinstance(exc, RecursionError) and _through_the_runtime(exc):
             # Handlers that call services whose handlers call services, none of them waiting,
             # nest on Python's stack; it runs out long before --max-depth.
             exc = LimitExceeded("depth", "service calls nested in each other's handlers too "
                                 "deeply to run without waiting (Python's stack is exhausted)",
                                 0, "end the chain, or let it wait (an AI call, await)")
+        elif isinstance(exc, RecursionError):
+            # Anything else that recursed in the program's own frame: a value too deep for
+            # an operation that still uses Python's stack.
+            exc = CxRuntimeError("a value nested too deeply (thousands of levels) for this "
+                                 "operation").with_traceback(exc.__traceback__)
         if isinstance(exc, LimitExceeded):
             self.runtime.bus.trip(exc)
             return
@@ -419,6 +432,16 @@ def _printable(text: str) -> str:
     if text.isascii() or _SURROGATE.search(text) is None:
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+_RUNTIME_FILES = os.path.dirname(runtime_package.__file__ or "") + os.sep
+
+
+def _through_the_runtime(exc: RecursionError) -> bool:
+    """Did *exc* strike inside a service call the program's code made (the runtime's code is
+    on its way), rather than in an operation on the program's values?"""
+    return any(frame.filename.startswith(_RUNTIME_FILES)
+               for frame in traceback.extract_tb(exc.__traceback__))
 
 
 def _raised_in_program(failure: Failure, filename: str) -> bool:

@@ -9,7 +9,9 @@ never run, a task that then never ends) or drop a call the program made but has 
 yet ("coroutine ... was never awaited"). So the handler only sets a trace function, which raises
 at the start of the program's next source line, or at the back edge of the loop it is in (a
 ``while (true) {}`` never starts another line): only the program's own code can keep the loop
-from its turn, and at those points nothing is half done.
+from its turn, and at those points nothing is half done. The prelude's loops over a value
+(writing or comparing one, :data:`~cxlang.compiler.prelude.INTERRUPTIBLE`) are the program's
+code for this: a huge value keeps the loop as long, and their lines leave nothing half done.
 
 A late turn is not always a stuck program: a collection of garbage among a flood of suspended
 handlers can hold the loop for a few hundred milliseconds. The time limit's alarm therefore
@@ -39,6 +41,7 @@ from collections.abc import Iterator
 from types import CodeType, FrameType
 from typing import Any
 
+from ..compiler.prelude import INTERRUPTIBLE
 from ..runtime.limits import LimitExceeded
 from .exit_codes import ExitCode
 from .host import ProgramHost
@@ -78,6 +81,7 @@ class Interrupts:
         self._host: ProgramHost | None = None  # set while armed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._codes: frozenset[CodeType] = frozenset()
+        self._stoppable: frozenset[CodeType] = frozenset()  # where a line may raise the stop
         self._pending: RunInterrupted | None = None  # raised at the program's next line
         self._seen: FrameType | None = None  # the program's frame running at the last alarm
         self._alarms = 0
@@ -117,6 +121,7 @@ class Interrupts:
             return
         self._loop = asyncio.get_running_loop()
         self._codes = host.codes
+        self._stoppable = host.codes | INTERRUPTIBLE  # the prelude's long loops, called by it
         self._host = host
         if math.isfinite(timeout):
             signal.setitimer(signal.ITIMER_REAL, timeout + GRACE, GRACE)
@@ -192,7 +197,7 @@ class Interrupts:
         self._trace_before = sys.gettrace()
         self._tracing = True
         while frame is not None:  # the program's frames on the stack now
-            if frame.f_code in self._codes:
+            if frame.f_code in self._stoppable:
                 self._follow(frame)
             frame = frame.f_back
         sys.settrace(self._call)  # and those it calls or resumes from now on
@@ -203,7 +208,7 @@ class Interrupts:
         self._traced.append(frame)
 
     def _call(self, frame: FrameType, event: str, arg: object) -> Any:
-        if frame.f_code not in self._codes:
+        if frame.f_code not in self._stoppable:
             return None
         self._follow(frame)
         return self._line
@@ -215,7 +220,8 @@ class Interrupts:
         if not at_a_safe_point or stop is None or host is None or loop is None:
             return self._line
         if isinstance(stop, TimeLimitReached):
-            stop.running = [f"{host.where(frame)}, computing at line {frame.f_lineno} without a "
+            line = (self._program_frame(frame) or frame).f_lineno  # the source's, not the prelude's
+            stop.running = [f"{host.where(frame)}, computing at line {line} without a "
                             "pause (a loop that never waits?)"]
         self._stop(host, loop, stop)
         raise stop  # Python turns tracing off as this leaves the trace function

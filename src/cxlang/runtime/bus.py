@@ -325,7 +325,11 @@ class EventBus:
         """Report a handler's failure (to the failure listeners, else the log) and emit
         ``system.error`` (never for a handler of ``system.error`` itself)."""
         if isinstance(exc, LimitExceeded):
-            return  # the trip reported it once; every handler it stops need not repeat it
+            # A limit checked outside the bus (the program layer's payload size) has not
+            # tripped it yet: it stops the run here. Else the trip reported it once; every
+            # handler it stops need not repeat it.
+            self.trip(exc)
+            return
         if self.failure_listeners:
             self.notify_failure(event, sub, exc)  # the listeners report it their own way
         else:
@@ -344,6 +348,7 @@ class EventBus:
     def notify_failure(self, event: Event, sub: Subscription, exc: BaseException) -> None:
         """Tell the failure listeners only (a handler serving a call from another process)."""
         if isinstance(exc, LimitExceeded):
+            self.trip(exc)  # as in report_failure
             return
         for listener in self.failure_listeners:
             listener(event, sub, exc)

@@ -1,0 +1,112 @@
+"""Run limits against hostile programs: each family a red-team pass found getting past a limit.
+
+Each runs ``cx run`` in a subprocess (the limits' signals and the interpreter's exit are part
+of what is tested) with generous bounds, and checks the exit code and the one line that names
+the limit; a run that got past its limit would hang until the subprocess timeout, or exit 0.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cxlang.compiler.prelude import eq
+
+HANG = 60  # seconds: far past every run below, which stops within a few
+
+
+def cx_run(tmp_path: Path, source: str, *flags: str) -> tuple[int, str, str]:
+    program = tmp_path / "prog.cx"
+    program.write_text(source, encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "cxlang.cli.main", "run", program.name, *flags],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=HANG,
+                          check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+def assert_no_python(err: str) -> None:
+    for marker in ("Traceback", "Error", "Exception", "RecursionError", "recursion"):
+        assert marker not in err, err
+
+
+DOUBLING = 'var s = "x"; while (true) { s = s + s; }'
+PAYLOAD_LINE = "prog.cx: payload limit reached:"
+
+
+@pytest.mark.parametrize("source", [
+    f"on go (e) {{ {DOUBLING} }}\nemit go;",  # in a handler: the limit was silently dropped
+    f"on x.go (e) {{ {DOUBLING} }}\non main.go (e) {{ var r = think {{ prompt: \"p\", a: x.go }};"
+    " print(r._errors); }\nemit main.go;",  # in a parallel branch whose errors are read
+])
+def test_the_payload_limit_holds_inside_handlers(tmp_path: Path, source: str) -> None:
+    code, _, err = cx_run(tmp_path, source, "--max-payload", "1MB", "--timeout", "30")
+    assert code == 4, err
+    assert err.startswith(PAYLOAD_LINE) and "--max-payload" in err, err
+    assert_no_python(err)
+
+
+LONG = 'var s = "xxxxxxxxxxxxxxxx"; var i = 0; while (i < 16) { s = s + s; i = i + 1; }\n'
+
+
+@pytest.mark.parametrize("grow", [
+    # Each would allocate gigabytes in one step before the result's size was checked.
+    'var a = []; i = 0; while (i < 100000) { a.push(1); i = i + 1; } print(a.join(s).length);',
+    'print(s.replace("", s).length);',
+    'var c = ","; i = 0; while (i < 22) { c = c + c; i = i + 1; } print(c.split(",").length);',
+])
+def test_one_step_growth_is_refused_before_it_is_built(tmp_path: Path, grow: str) -> None:
+    code, _, err = cx_run(tmp_path, LONG + grow, "--max-memory", "400MB", "--timeout", "30")
+    assert code == 4, err
+    assert err.startswith(PAYLOAD_LINE) and "--max-payload" in err, err
+
+
+SHARED = "var {0} = []; var i{0} = 0; while (i{0} < 40) {{ {0} = [{0}, {0}]; i{0} = i{0} + 1; }}\n"
+
+
+def test_shared_structures_compare_without_walking_every_path(tmp_path: Path) -> None:
+    # 2^40 paths each: Python's == walked them all, in one C call the time limit never stopped.
+    source = SHARED.format("a") + SHARED.format("b") + "print(a == b); print(a == [a, 1]);"
+    code, out, err = cx_run(tmp_path, source, "--timeout", "20")
+    assert (code, out) == (0, "true\nfalse\n"), err
+
+
+def test_writing_a_huge_shared_structure_stops_at_the_time_limit(tmp_path: Path) -> None:
+    code, _, err = cx_run(tmp_path, SHARED.format("a") + "print(a);", "--timeout", "2")
+    assert code == 3, err
+    assert "time limit of 2 s reached" in err and "line 2" in err, err
+    assert_no_python(err)
+
+
+DEEP = "var {0} = []; var j{0} = 0; while (j{0} < 20000) {{ {0} = [{0}]; j{0} = j{0} + 1; }}\n"
+
+
+@pytest.mark.parametrize(("compare", "expected"), [
+    ("print(a == b);", "true"),  # was the "service calls nested" depth limit
+    ("a.push(1); print(a == b);", "false"),
+    ("print([1, a].includes(b));", "true"),
+    ("var o = {}; o.self = o; var p = {}; p.self = p; print(o == p);", "true"),
+])
+def test_deep_and_self_containing_values_compare(tmp_path: Path, compare: str,
+                                                 expected: str) -> None:
+    code, out, err = cx_run(tmp_path, DEEP.format("a") + DEEP.format("b") + compare)
+    assert (code, out, err) == (0, expected + "\n", "")
+
+
+def test_a_nested_object_that_grows_without_end_stops_at_the_memory_limit(
+        tmp_path: Path) -> None:
+    code, _, err = cx_run(tmp_path, "var a = {}; while (true) { a = { x: a }; }",
+                          "--max-memory", "300MB", "--timeout", "30")
+    assert code == 4, err
+    assert err.startswith("prog.cx: memory limit reached:"), err
+    assert_no_python(err)
+
+
+def test_equality_keeps_cx_rules_at_every_depth() -> None:
+    assert not eq([1, {"x": True}], [1, {"x": 1}])  # Python's == says True == 1
+    assert eq({"a": [1.0, "s"]}, {"a": [1, "s"]})
+    assert not eq([[]], [{}])
+    assert not eq([float("nan")], [float("nan")])
+    assert not eq({"a": 1}, {"b": 1})
