@@ -7,6 +7,7 @@ the limit; a run that got past its limit would hang until the subprocess timeout
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from cxlang.compiler.prelude import eq
+from cxlang.program import ExitCode, RunOptions, run_source
+from cxlang.program.run import DEFAULT_MAX_CALLS
 
 HANG = 60  # seconds: far past every run below, which stops within a few
 
@@ -110,3 +113,24 @@ def test_equality_keeps_cx_rules_at_every_depth() -> None:
     assert not eq([[]], [{}])
     assert not eq([float("nan")], [float("nan")])
     assert not eq({"a": 1}, {"b": 1})
+
+
+@pytest.mark.parametrize("flags", [["--max-calls", "300"], []], ids=["--max-calls 300",
+                                                                      "the default"])
+def test_a_fan_out_through_parallel_parameters_stops_at_the_calls_limit(
+    flags: list[str],
+) -> None:
+    """Each handler starts a call whose two parameters run that handler again: the calls in
+    flight double at every step, with no event count or depth to stop them."""
+    source = 'on x.go (e) { think { prompt: "p", a: x.go, b: x.go }; }\nemit x.go;\n'
+    out, err = io.StringIO(), io.StringIO()
+    options = RunOptions(out=out, err=err, timeout=60)
+    if flags:
+        options.max_calls = int(flags[1])
+    code = run_source(source, "prog.cx", options)
+    limit = "300" if flags else f"{DEFAULT_MAX_CALLS:,}"
+    assert code == ExitCode.LIMIT, err.getvalue()
+    assert err.getvalue() == (
+        f"prog.cx: calls limit reached: {limit} service calls were in flight when a service "
+        "statement began (a fan-out through handlers that call services which call them "
+        "again); raise it with --max-calls (0: no limit)\n")

@@ -18,7 +18,12 @@ from .._version import __version__
 from ..program import ExitCode, RunOptions, run_source
 from ..program.checks import compile_checked
 from ..program.event_loop import LOOPS
-from ..program.run import DEFAULT_MAX_DEPTH, DEFAULT_MAX_EVENTS, DEFAULT_MAX_PAYLOAD
+from ..program.run import (
+    DEFAULT_MAX_CALLS,
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_EVENTS,
+    DEFAULT_MAX_PAYLOAD,
+)
 from ..services import BackendSettings, ConfigError, backend_names, load_settings
 from ..services.availability import backend_statuses, render_statuses
 from ..syntax import CxError
@@ -191,6 +196,9 @@ def _limit_arguments(command: argparse.ArgumentParser) -> None:
     limits.add_argument("--max-memory", type=size, metavar="SIZE",
                         help="the process's resident memory, e.g. 2GB (default: half the "
                              "machine's memory)")
+    limits.add_argument("--max-calls", type=count, metavar="N",
+                        help="service calls in flight at once (default "
+                             f"{DEFAULT_MAX_CALLS:,})")
 
 
 def _apply_limits(args: argparse.Namespace, options: RunOptions, *, serving: bool) -> None:
@@ -198,7 +206,7 @@ def _apply_limits(args: argparse.Namespace, options: RunOptions, *, serving: boo
     so it has no event or depth limit unless one is given."""
     if serving:
         options.max_events = options.max_depth = None
-    for name in ("max_events", "max_depth", "max_payload", "max_memory"):
+    for name in ("max_events", "max_depth", "max_payload", "max_memory", "max_calls"):
         value = getattr(args, name)
         if value is not None:
             setattr(options, name, value or None)

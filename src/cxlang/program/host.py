@@ -60,6 +60,7 @@ class ProgramHost:
         err: TextIO,
         *,
         max_payload: int | None = None,
+        max_calls: int | None = None,
     ) -> None:
         self.program = program
         self.runtime = runtime
@@ -71,6 +72,8 @@ class ProgramHost:
         self.shutdown: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.halted: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # limit
         self.max_payload = max_payload
+        self.max_calls = max_calls
+        self.in_flight = 0  # service calls started and not yet ended
         self.calls: set[asyncio.Task[Any]] = set()
         self.over = False  # the run has ended: what fails from here on is its teardown
         self._in_top_level = False
@@ -143,7 +146,11 @@ class ProgramHost:
         await self.runtime.emit_async(name, payload)
 
     def spawn(self, call: Coroutine[Any, Any, Any]) -> None:
-        """Run a service statement in the background (fire-and-forget), but keep track of it."""
+        """Run a service statement in the background (fire-and-forget), but keep track of it;
+        past ``max_calls`` of them not yet ended, the run stops."""
+        if self.max_calls is not None and len(self.calls) >= self.max_calls:
+            call.close()  # never started: nothing of it ran
+            self._too_many_calls("a service statement")
         task = asyncio.get_running_loop().create_task(call)
         self.calls.add(task)
         task.add_done_callback(self._call_done)
@@ -158,7 +165,11 @@ class ProgramHost:
         """Run a service call; its failures are judged (handled or not) by :meth:`_failed_at`.
 
         A control value the call does not take is the program's mistake: reported at the call,
-        whose value is then null, as a failed call's is."""
+        whose value is then null, as a failed call's is. Past ``max_calls`` calls in flight
+        the run stops (a fan-out through parallel parameters that call themselves)."""
+        if self.max_calls is not None and self.in_flight >= self.max_calls:
+            self._too_many_calls(f"the {name} call at {site.where(self.program.source.name)}")
+        self.in_flight += 1
         try:
             return await self.services.call(
                 name, properties, site.parameters, completions,
@@ -166,6 +177,16 @@ class ProgramHost:
         except ControlValueError as exc:
             self.report_at(site, f"runtime error in the {name} call: {exc}")
             return None
+        finally:
+            self.in_flight -= 1
+
+    def _too_many_calls(self, starting: str) -> None:
+        assert self.max_calls is not None
+        limit = LimitExceeded("calls", f"{self.max_calls:,} service calls were in flight when "
+                              f"{starting} began (a fan-out through handlers that call "
+                              "services which call them again)", self.max_calls)
+        self.runtime.bus.trip(limit)
+        raise limit.again()
 
     async def new(self, type_name: str, args: list[Any]) -> Entity:
         info = self.program.entities[type_name]

@@ -26,15 +26,19 @@ from .interrupts import Interrupts, MemoryLimitReached, RunInterrupted, TimeLimi
 from .observation import ObservationError, RunObservation
 from .watchdog import MemoryWatchdog, default_max_memory
 
-__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_EVENTS", "DEFAULT_MAX_PAYLOAD", "ExitCode",
+__all__ = ["DEFAULT_MAX_CALLS", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_EVENTS", "DEFAULT_MAX_PAYLOAD",
+           "ExitCode",
            "RunOptions", "run_program", "run_source"]
 
 # Limits of a run (None: no limit); docs/reliability.md says how they were chosen.
 DEFAULT_MAX_EVENTS = 1_000_000  # a one-shot program that handles more is almost surely a loop
 DEFAULT_MAX_DEPTH = 10_000  # causal hops: a pipeline is tens deep, a self-emitting loop endless
 DEFAULT_MAX_PAYLOAD = 10_000_000  # bytes in one string, array or event payload
+# Service calls in flight at once: a program whose handlers call services whose parameters
+# call those handlers again fans out exponentially, each call a task and its payloads.
+DEFAULT_MAX_CALLS = 10_000
 LIMIT_FLAGS = {"event": "--max-events", "depth": "--max-depth", "payload": "--max-payload",
-               "memory": "--max-memory"}
+               "memory": "--max-memory", "calls": "--max-calls"}
 
 
 @dataclass
@@ -57,6 +61,7 @@ class RunOptions:
     max_events: int | None = DEFAULT_MAX_EVENTS
     max_depth: int | None = DEFAULT_MAX_DEPTH
     max_payload: int | None = DEFAULT_MAX_PAYLOAD
+    max_calls: int | None = DEFAULT_MAX_CALLS
     max_memory: int | None = field(default_factory=default_max_memory)
     trace: str | None = None  # --trace FILE: a Chrome trace of the run (Perfetto)
     progress: bool = False  # the live status line (cx run on a terminal, not --quiet)
@@ -89,7 +94,7 @@ async def run_program(program: CompiledProgram, options: RunOptions,
         return ExitCode.BAD_PROGRAM
     services = ServiceInvoker(runtime, backend, max_concurrency=1 if options.sequential else None)
     host = ProgramHost(program, runtime, services, observation.out, options.err,
-                       max_payload=options.max_payload)
+                       max_payload=options.max_payload, max_calls=options.max_calls)
     started = time.perf_counter()
     watchdog = _watchdog(options, runtime, interrupts)
     observation.start(runtime)

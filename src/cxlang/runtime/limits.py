@@ -20,6 +20,7 @@ LIMIT_KINDS = {
     "payload": ("bytes", "max_payload"),
     "memory": ("bytes", "max_memory"),
     "queue": ("emits waiting for room", "max_queue"),
+    "calls": ("service calls in flight", "max_calls"),
 }
 
 
