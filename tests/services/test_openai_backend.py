@@ -192,6 +192,9 @@ async def test_a_server_without_embeddings_says_how_to_start_it(
     assert (len(server.exchanges), sleeps.waits) == (1, [])  # asking again gives the same
 
 
+PYTHON_NAMES = ("KeyError", "IndexError", "TypeError", "ValueError", "AttributeError")
+
+
 @pytest.mark.parametrize("embedding", [
     [[1.0, 2.0], [3.0]],  # tokens of unequal length
     [],
@@ -205,9 +208,23 @@ async def test_a_malformed_embedding_is_a_clear_error(
 ) -> None:
     server.always("odd", answer({"object": "list", "data": [
         {"index": 0, "object": "embedding", "embedding": embedding}]}))
-    with pytest.raises(BackendError, match=r"unexpected response shape"):
+    with pytest.raises(BackendError, match=r"unexpected response shape") as caught:
         await backend.embed(["odd"])
     assert len(server.exchanges) == 1
+    assert not any(name in str(caught.value) for name in PYTHON_NAMES)
+
+
+@pytest.mark.parametrize("body", [{"choices": []}, {"nothing": 1}, {"choices": [{"x": 1}]}],
+                         ids=["no choices", "no choices key", "no message"])
+async def test_an_answer_of_another_shape_says_what_it_lacked_in_plain_words(
+    backend: OpenAIBackend, server: OpenAIServer, body: dict[str, object]
+) -> None:
+    server.always("odd", answer(body))
+    with pytest.raises(BackendError, match=r"unexpected response shape \((no '\w+' where the "
+                                           r"OpenAI API has one|an empty list where the OpenAI "
+                                           r"API has an answer)\)") as caught:
+        await backend.complete(ServiceRequest("think", {"prompt": "odd"}))
+    assert not any(name in str(caught.value) for name in PYTHON_NAMES)
 
 
 async def test_classify_reads_yes_and_no(backend: OpenAIBackend, server: OpenAIServer) -> None:

@@ -8,7 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cxlang.services import BackendError, Memory, ServiceRequest
+from cxlang import Runtime
+from cxlang.runtime.resolver import HandlerParameters
+from cxlang.services import BackendError, Memory, ServiceInvoker, ServiceRequest
+from cxlang.services.invoker import ServiceFailure
+from cxlang.services.local import LocalBackend
 from cxlang.services.prompts import (
     chat_messages,
     classify_messages,
@@ -142,3 +146,19 @@ def test_an_answer_that_is_neither_is_an_error() -> None:
         parse_yes_no("Maybe")
     with pytest.raises(BackendError, match="needs evaluate:"):
         classify_messages(ServiceRequest("is", {}))
+
+
+async def test_a_fault_inside_a_backend_is_said_as_cxlangs_without_python_names() -> None:
+    class Broken(LocalBackend):
+        async def complete(self, request: ServiceRequest) -> str:
+            raise ValueError("an index went wrong")
+
+    told: list[ServiceFailure] = []
+    async with Runtime() as rt:
+        invoker = ServiceInvoker(rt, Broken())
+        value = await invoker.call("think", {"prompt": "p"}, HandlerParameters({}), [],
+                                   told.append)
+    assert value is None
+    [failure] = told
+    assert failure.message == ("the think service failed inside cxlang (an index went wrong); "
+                               "this is a bug of cxlang's, please report it")

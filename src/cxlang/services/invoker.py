@@ -38,6 +38,7 @@ from typing import Any
 
 from ..runtime import Failure, Runtime, waiting
 from ..runtime.observe import current_span
+from ..runtime.outcomes import describe
 from ..runtime.resolver import HandlerParameters
 from .backend import Backend, BackendError, ServiceRequest
 from .controls import check_controls
@@ -287,7 +288,12 @@ class ServiceInvoker:
         if isinstance(exc, BackendError):
             message = str(exc)  # written for the user already: what failed and what to do
         else:
-            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            # No backend error: a fault of cxlang's own. Said as such, without Python's names
+            # (the log at debug level has the traceback).
+            logger.debug("%s failed inside cxlang", spec.name, exc_info=exc)
+            detail = describe(exc) or "no message"
+            message = (f"the {spec.name} service failed inside cxlang ({detail}); this is a bug "
+                       "of cxlang's, please report it")
         # Whether this is news is the program's to say (on_failure): handled, it stays quiet.
         logger.info("%s failed: %s", spec.name, message)
         span = current_span()

@@ -471,8 +471,8 @@ class OpenAIBackend:
         return BackendError(f"{self._where}: {_describe(exc)}")
 
     def _unexpected(self, data: Any, exc: Exception) -> BackendError:
-        return BackendError(f"{self._where}: unexpected response shape ({type(exc).__name__} "
-                            f"{exc}): {_excerpt(data, 120)}")
+        return BackendError(f"{self._where}: unexpected response shape ({_shape_problem(exc)}): "
+                            f"{_excerpt(data, 120)}")
 
 
 async def list_models(settings: BackendSettings, timeout: float = 2.0) -> list[str]:
@@ -525,6 +525,15 @@ def _vector(embedding: Any) -> list[float]:
     if not vector:
         raise ValueError("an empty embedding")
     return vector
+
+
+def _shape_problem(exc: Exception) -> str:
+    """What a response lacked, said without Python's names for it."""
+    if isinstance(exc, KeyError):
+        return f"no {exc.args[0]!r} where the OpenAI API has one" if exc.args else "a field missing"
+    if isinstance(exc, IndexError):
+        return "an empty list where the OpenAI API has an answer"
+    return str(exc) or "a value of another kind than the OpenAI API's"
 
 
 def _pieces(count: int) -> str:
