@@ -96,18 +96,16 @@ class ProgramHost:
             runtime.on(SHUTDOWN, self._shutdown, inline=True):
                 f"the built-in handler of {SHUTDOWN}",
         }
+        handlers = [*program.handlers,
+                    *(h for entity in program.entities.values() for h in entity.handlers)]
         # Name the generated functions as CX source does: "handler at file:line", not cx_on_0.
-        for info in [*program.handlers,
-                     *(h for entity in program.entities.values() for h in entity.handlers)]:
+        for info in handlers:
             self.namespace[info.function].__qualname__ = \
                 f"handler at {program.source.name}:{info.line}"
         self.codes = frozenset(c for code in program.codes for c in _code_objects(code))
         self._functions = self._describe_functions()
-        self._reading_errors = frozenset(
-            self.namespace[info.function].__code__
-            for info in [*program.handlers,
-                         *(h for entity in program.entities.values() for h in entity.handlers)]
-            if info.reads_errors)
+        self._reading_errors = frozenset(self.namespace[info.function].__code__
+                                         for info in handlers if info.reads_errors)
         # Compiled handlers use no task-bound API (services run their I/O in tasks of their
         # own), so they take the cheapest start: inline, with a task only once they wait.
         self.subscriptions: list[Subscription] = [
@@ -305,9 +303,6 @@ class ProgramHost:
     def _failed_at(self, site: CallSite, failure: ServiceFailure) -> None:
         """Report *failure* of the call at *site* unless the program handles it."""
         where = site.where(self.program.source.name)
-        for branch in failure.branches.values():
-            if isinstance(branch.exception, LimitExceeded):
-                self.runtime.bus.trip(branch.exception)  # the payload size, in a branch
         for name, branch in failure.branches.items():
             logger.info("%s at %s: parameter %r failed (%s): %s", failure.service, where, name,
                         branch.kind, branch.message)

@@ -40,6 +40,7 @@ from .deadlines import Deadlines, Expiring
 from .errors import RuntimeClosed
 from .events import Event, ReadOnlyPayload, new_id
 from .handlers import Running, Subscription, cancel_handler, start_handler
+from .limits import LimitExceeded
 from .mapper import PayloadPropertyMapper
 from .outcomes import BranchOutcome, Failure, ParallelExecutionResult
 from .pool import HandlerPool
@@ -679,8 +680,11 @@ class _ParallelCall(_Handlers):
         self._finish_branch(branch)
 
     def _report(self, unit: _Unit, exc: Exception) -> None:
-        """Nothing to tell: a branch's failure is its call's to handle, and its result says it
-        (the failure keeps the exception, traceback and all)."""
+        """A branch's failure is its call's to handle, and its result says it (the failure
+        keeps the exception, traceback and all); only a run limit a handler ran into stops the
+        run, as it does for any handler (:meth:`.EventBus.report_failure`)."""
+        if isinstance(exc, LimitExceeded):
+            self.bus.trip(exc)
 
     def _failed(self, branch: _Branch) -> None:
         if self.fail_fast and self.stop_reason is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backend import BackendError, ServiceRequest
-from .controls import shown
+from .controls import control_error, shown
 
 __all__ = [
     "Generation",
@@ -57,16 +57,15 @@ class Generation:
 
 
 def generation(request: ServiceRequest) -> Generation:
+    """The sampling a call asked for, checked by the same rules as every control value (a
+    backend may be called without the invoker, which checks them first)."""
+    for key in ("temperature", "maxTokens"):
+        problem = control_error(key, request.properties.get(key))
+        if problem is not None:
+            raise BackendError(problem)
     temperature = request.properties.get("temperature")
-    if temperature is not None and (not _is_number(temperature) or temperature < 0):
-        raise BackendError(f"temperature must be a number >= 0, got {shown(temperature)}")
-    max_tokens = request.properties.get("maxTokens")
-    if max_tokens is not None and (
-        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
-    ):
-        raise BackendError("maxTokens must be a whole number of at least 1, "
-                           f"got {shown(max_tokens)}")
-    return Generation(None if temperature is None else float(temperature), max_tokens)
+    return Generation(None if temperature is None else float(temperature),
+                      request.properties.get("maxTokens"))
 
 
 def chat_messages(request: ServiceRequest) -> list[Message]:
@@ -164,7 +163,3 @@ def _history(value: Any) -> list[Message]:
     ):
         raise BackendError('messages must be a list like [{ role: "user", content: "hi" }]')
     return [{"role": m["role"], "content": m["content"]} for m in value]
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
