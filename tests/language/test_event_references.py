@@ -170,7 +170,7 @@ def test_handlers_must_be_a_list(value: str) -> None:
     assert any("'handlers' must be a list" in m for m in messages)
 
 
-@pytest.mark.parametrize("entry", ["5", '"a.b"', "h", "h.done", "[a.b]"])
+@pytest.mark.parametrize("entry", ["5", '"a b"', '""', "h", "[a.b]", "h[0]"])
 def test_handlers_entries_must_name_events(entry: str) -> None:
     messages = diagnostics(f'var h = {{}}; think {{ prompt: "p", handlers: [ {entry} ] }};')
     assert any("must be an event name" in m for m in messages)

@@ -26,6 +26,7 @@ from ..program.run import (
 )
 from ..services import BackendSettings, ConfigError, backend_names, load_settings
 from ..services.availability import backend_statuses, render_statuses
+from ..services.execute import ALLOW_FLAG
 from ..syntax import CxError
 from . import trace_command
 from .durations import duration, time_limit
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=time_limit, default=math.inf, metavar="SECONDS",
                      help="stop the run after this long (exit code 3)")
 
+    _execute_argument(run)
     run.add_argument("--sequential", action="store_true",
                      help="run parallel handler parameters one at a time (for comparison)")
     run.add_argument("--stats", action="store_true",
@@ -82,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="make every call of the local backend take this long")
     worker.add_argument("--timeout", type=time_limit, default=math.inf, metavar="SECONDS",
                         help="stop serving after this long (exit code 3); else SIGINT/SIGTERM")
+    _execute_argument(worker)
     worker.add_argument("--group", help="the queue group to share events and calls with "
                                         "(default: cx-worker-<program name>)")
     _loop_argument(worker)
@@ -126,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
         return ExitCode.BAD_PROGRAM
     options = RunOptions(backend=settings.backend, latency=args.latency, timeout=args.timeout,
                          sequential=args.sequential, stats=args.stats, settings=settings,
-                         loop=args.loop)
+                         loop=args.loop, allow_execute=args.allow_execute)
     if args.bus is None and (args.durable or args.serve or args.group):
         print("cx: --durable, --serve and --group need --bus nats://HOST:PORT",
               file=sys.stderr)
@@ -142,6 +145,12 @@ def _run(args: argparse.Namespace) -> int:
     else:
         options.group = args.group
     return run_source(text, name, options)
+
+
+def _execute_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(ALLOW_FLAG, action="store_true",
+                         help="let the program's execute calls run commands on this machine "
+                              "(without it, every execute call fails with execute.error)")
 
 
 def _threads_argument(command: argparse.ArgumentParser) -> None:

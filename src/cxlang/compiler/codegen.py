@@ -16,6 +16,7 @@ the call's handler parameters, fixed when the program is compiled.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from ..runtime.resolver import HandlerParameters
 from ..syntax import nodes as n
 from ..syntax.diagnostics import Diagnostic, SourceFile
 from .inference import is_whole_number, whole_number_locals
+from .prelude import LIBRARY
 from .scopes import FunctionScope, GlobalScope, declared_names
 from .sites import NOT_LITERAL, CallSite, PropertyFact
 
@@ -48,6 +50,32 @@ MODULE_GLOBAL_COPIES = 1 << 16
 # A module's Python tree takes many times the memory of its source, and is freed once the module
 # is compiled: modules of at most this many functions keep the peak to a part of the program.
 MODULE_FUNCTIONS = 1000
+
+
+# Functions a program may call by name besides print, with the number of arguments each takes.
+_FUNCTIONS = {"now": 0, "typeof": 1}
+_NOW = ("system", "time", "now")  # now(), as the original project's programs also say it
+_EVENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _event_path(node: n.Node) -> tuple[str, ...] | None:
+    """``a.b.c`` (or ``self.b.c``) as ``("a", "b", "c")``; None if *node* is anything else."""
+    parts: list[str] = []
+    while isinstance(node, n.Member):
+        parts.append(node.name)
+        node = node.target
+    if isinstance(node, n.Name):
+        parts.append(node.name)
+    elif isinstance(node, n.SelfRef):
+        parts.append("self")
+    else:
+        return None
+    parts.reverse()
+    return tuple(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +111,17 @@ class ModulePlan:
 
 
 def generate(program: n.Program, source: SourceFile,
-             compile_module: Callable[[ast.Module], object]) -> ModulePlan:
+             compile_module: Callable[[ast.Module], object],
+             uncertain: frozenset[str] = frozenset()) -> ModulePlan:
     """Generate *program*, passing each module to *compile_module* as soon as it is done, in
     order, until an error of the program is found (a program with errors is not run).
 
     Together the modules define the program's functions and set its top-level variables to
     null. No more than one module's Python tree is kept at a time (see
-    :data:`MODULE_FUNCTIONS`).
+    :data:`MODULE_FUNCTIONS`). *uncertain* names may have been declared by source the parser
+    skipped: no diagnostic says they are unknown.
     """
-    return _Generator(source, compile_module).program(program)
+    return _Generator(source, compile_module, uncertain).program(program)
 
 
 def _var(name: str) -> str:
@@ -183,9 +213,10 @@ _COMPOUND = {"+=": "+", "-=": "-", "*=": "*", "/=": "/", "%=": "%"}
 
 
 class _Generator:
-    def __init__(self, source: SourceFile,
-                 compile_module: Callable[[ast.Module], object]) -> None:
+    def __init__(self, source: SourceFile, compile_module: Callable[[ast.Module], object],
+                 uncertain: frozenset[str]) -> None:
         self.source = source
+        self.uncertain = uncertain
         self.compile_module = compile_module
         self.plan = ModulePlan()
         self.globals = GlobalScope()
@@ -323,6 +354,7 @@ class _Generator:
                 self.error(f"event name segment {segment!r} is not allowed", handler.pattern.span)
         params = [handler.param.name] if handler.param else []
         scope = self.function_scope(handler.body, in_entity=entity, params=params)
+        scope.event_param = handler.param.name if handler.param else None
         statements: list[ast.stmt] = []
         if handler.param is not None:
             statements.append(_at(ast.Assign([_store(_var(handler.param.name))],
@@ -439,7 +471,7 @@ class _Generator:
                 value = self.operation(combine, _call("cx_get", _load(temp), key), value, scope,
                                        (False, is_whole_number(s.value, scope.whole_numbers)))
             yield ast.Expr(_call("cx_set", obj, key, value))
-        else:
+        elif isinstance(target, n.Index):
             obj = self.expr(target.target, scope)
             key = self.expr(target.index, scope)
             if combine:
@@ -451,6 +483,7 @@ class _Generator:
                                        value, scope,
                                        (False, is_whole_number(s.value, scope.whole_numbers)))
             yield ast.Expr(_call("cx_set_index", obj, key, value))
+        # Any other target (`self = 0`) the parser refused: this tree is what it recovered.
 
     def emit(self, s: n.Emit, scope: FunctionScope) -> Iterator[ast.stmt]:
         name = s.event.dotted
@@ -482,16 +515,17 @@ class _Generator:
         if isinstance(e, n.Name):
             if scope.is_variable(e.name):
                 return _load(_var(e.name))
+            if e.name == "this":
+                return self.self_ref("this", e.span, scope)
             self.name_error(e, scope)
             return _const(None)
         if isinstance(e, n.SelfRef):
-            if not scope.in_entity:
-                self.error("'self' is only available inside an entity", e.span)
-                return _const(None)
-            return _load("v_self")
+            return self.self_ref("self", e.span, scope)
         if isinstance(e, n.ObjectLit):
             return ast.Dict([_const(p.key) for p in e.properties],
-                            [self.expr(p.value, scope) for p in e.properties])
+                            [self.handler_names(p.value, scope) if p.key == "handlers"
+                             and isinstance(p.value, n.ArrayLit) else self.expr(p.value, scope)
+                             for p in e.properties])
         if isinstance(e, n.ArrayLit):
             return ast.List([self.element(x, scope) for x in e.elements], ast.Load())
         if isinstance(e, n.Unary):
@@ -503,16 +537,24 @@ class _Generator:
         if isinstance(e, n.Binary):
             return self.binary(e, scope)
         if isinstance(e, n.Member):
+            if n.dotted_path(e) == _NOW and not scope.is_variable("system"):
+                return _call("cx_now")
             self.check_property(e.name, e.name_span)
             scope.reads_errors |= e.name == ERRORS_KEY
-            return _call("cx_get", self.expr(e.target, scope), _const(e.name))
+            target = self.expr(e.target, scope)
+            if e.name == "payload" and isinstance(e.target, n.Name) \
+                    and e.target.name == scope.event_param:
+                return _call("cx_payload", target)
+            return _call("cx_get", target, _const(e.name))
         if isinstance(e, n.Index):
             scope.reads_errors |= isinstance(e.index, n.StringLit) and e.index.value == ERRORS_KEY
             return _call("cx_index", self.expr(e.target, scope), self.expr(e.index, scope))
         if isinstance(e, n.Call):
             return self.call(e, scope)
         if isinstance(e, n.New):
-            if e.type_name not in self.globals.entities:
+            if e.type_name == "Date" and e.type_name not in self.globals.entities:
+                return _call("cx_new_Date", *(self.expr(a, scope) for a in e.args))
+            if e.type_name not in self.globals.entities and e.type_name not in self.uncertain:
                 self.error(f"unknown entity type {e.type_name!r}", e.type_span)
             args = ast.List([self.expr(a, scope) for a in e.args], ast.Load())
             return ast.Await(_host("new", _const(e.type_name), args))
@@ -520,6 +562,13 @@ class _Generator:
             return ast.Await(self.service_call(e, scope))
         self.error(f"{type(e).__name__} is not an expression", e.span)
         return _const(None)
+
+    def self_ref(self, word: str, span: n.Span, scope: FunctionScope) -> ast.expr:
+        """``self``, or ``this`` as programs written like JavaScript say it: the entity."""
+        if not scope.in_entity:
+            self.error(f"'{word}' is only available inside an entity", span)
+            return _const(None)
+        return _load("v_self")
 
     def element(self, e: n.Node, scope: FunctionScope) -> ast.expr:
         if isinstance(e, n.LabeledElement | n.EventWithPayload):
@@ -617,16 +666,43 @@ class _Generator:
 
     def call(self, e: n.Call, scope: FunctionScope) -> ast.expr:
         args = [self.expr(a, scope) for a in e.args]
-        if isinstance(e.callee, n.Name) and e.callee.name == "print" \
-                and not scope.is_variable("print"):
-            return _host("print", *args)
+        if isinstance(e.callee, n.Name) and not scope.is_variable(e.callee.name):
+            if e.callee.name == "print":
+                return _host("print", *args)
+            arity = _FUNCTIONS.get(e.callee.name)
+            if arity is not None:
+                if len(args) != arity:
+                    self.error(f"{e.callee.name}() takes {_count(arity, 'argument')}, "
+                               f"{len(args)} given", e.span)
+                return _call(f"cx_{e.callee.name}", *args)
         if isinstance(e.callee, n.Member):
             self.check_property(e.callee.name, e.callee.name_span)
+            library = self.library_function(e.callee, len(args), scope)
+            if library is not None:
+                return _call(library, *args)
             target = self.expr(e.callee.target, scope)
             return _call("cx_method", target, _const(e.callee.name), ast.List(args, ast.Load()))
-        self.error("only print(...) and methods of values (such as list.push(x)) can be "
-                   "called", e.callee.span)
+        self.error("only print(...), now(), typeof(x) and methods of values (such as "
+                   "list.push(x)) can be called", e.callee.span)
         return _const(None)
+
+    def library_function(self, callee: n.Member, given: int, scope: FunctionScope) -> str | None:
+        """``Math.floor`` and the like: the prelude name of a standard object's function, or
+        None when *callee* is a method of a value (``Math`` being a variable here, say)."""
+        target = callee.target
+        if not isinstance(target, n.Name) or target.name not in LIBRARY \
+                or scope.is_variable(target.name):
+            return None
+        functions = LIBRARY[target.name]
+        entry = functions.get(callee.name)
+        if entry is None:
+            known = ", ".join(sorted(functions))
+            self.error(f"{target.name} has no function {callee.name!r} (it has: {known})",
+                       callee.name_span)
+        elif entry[0] != given:
+            self.error(f"{target.name}.{callee.name}() takes {_count(entry[0], 'argument')}, "
+                       f"{given} given", callee.span)
+        return f"cx_{target.name}_{callee.name}"
 
     def check_property(self, name: str, span: n.Span) -> None:
         if name.startswith("__"):
@@ -635,6 +711,8 @@ class _Generator:
 
     def name_error(self, e: n.Name, scope: FunctionScope, *, assigning: bool = False) -> None:
         name = e.name
+        if name in self.uncertain:
+            return
         if scope.declared_later(name):
             self.error(f"{name!r} is used before its 'var' declaration", e.span)
         elif name in self.globals.entities:
@@ -697,12 +775,50 @@ class _Generator:
     def event_reference(self, value: n.Node, scope: FunctionScope) -> str | None:
         """The event a property value names, if it is a dotted name whose root is no variable."""
         path = n.dotted_path(value) if isinstance(value, n.Name | n.Member) else None
-        if path is None or len(path) < 2:
+        if path is None or len(path) < 2 or path == _NOW:
             return None
         root = path[0]
         if scope.is_variable(root) or scope.declared_later(root):
             return None
         return ".".join(path)
+
+    def handler_names(self, value: n.ArrayLit, scope: FunctionScope) -> ast.expr:
+        """``handlers: [...]`` in an object that is no service call's, as in an ``emit``
+        payload: the events for whoever serves the payload to emit when it is done, as data,
+        each a name (``"a.b"``) or, with a payload of its own, ``{"a.b": {...}}``."""
+        names: list[ast.expr] = []
+        for element in value.elements:
+            if isinstance(element, n.LabeledElement):
+                self.error("a labelled entry names a handler parameter, which only a service "
+                           "call has", element.span)
+                continue
+            event = self.handler_entry(element, scope)
+            if event is None:
+                continue
+            if isinstance(element, n.EventWithPayload):
+                names.append(ast.Dict([_const(event)], [self.expr(element.payload, scope)]))
+            else:
+                names.append(_const(event))
+        return ast.List(names, ast.Load())
+
+    def handler_entry(self, element: n.Node, scope: FunctionScope) -> str | None:
+        """The event an entry of a handlers list names. Every entry is an event name, so its
+        first segment is read as a name even where it is also a variable (``position.top``),
+        ``self`` or a reserved word; a string that is an event name counts too."""
+        target = element.event if isinstance(element, n.EventWithPayload) else element
+        if isinstance(target, n.StringLit):
+            path: tuple[str, ...] | None = tuple(target.value.split(".")) \
+                if _EVENT_NAME.fullmatch(target.value) else None
+        else:
+            path = _event_path(target)
+            if path is not None and len(path) == 1 and scope.is_variable(path[0]):
+                path = None  # a variable alone is a value, not an event
+        if path is None:
+            self.error("a 'handlers' entry must be an event name, like analysis.done",
+                       target.span)
+            return None
+        event = ".".join(path)
+        return event if self.valid_event(event, target.span) else None
 
     def handlers_list(self, prop: n.Property, scope: FunctionScope,
                       pairs: list[tuple[str, str, n.Span]],
@@ -720,18 +836,12 @@ class _Generator:
                 else:
                     self.add_parameter(pairs, element.label, event, element.label_span)
                 continue
-            target: n.Node = element.event if isinstance(element, n.EventWithPayload) \
-                else element
-            path = n.dotted_path(target) if isinstance(target, n.Name | n.Member) else None
-            if path is None or scope.is_variable(path[0]):
-                self.error("a 'handlers' entry must be an event name, like analysis.done",
-                           target.span)
-                continue
-            if not self.valid_event(".".join(path), target.span):
+            event = self.handler_entry(element, scope)
+            if event is None:
                 continue
             payload = self.expr(element.payload, scope) \
                 if isinstance(element, n.EventWithPayload) else _const(None)
-            completions.append(ast.Tuple([_const(".".join(path)), payload], ast.Load()))
+            completions.append(ast.Tuple([_const(event), payload], ast.Load()))
 
     def add_parameter(self, pairs: list[tuple[str, str, n.Span]], name: str, event: str,
                       span: n.Span) -> None:

@@ -9,7 +9,7 @@ from types import CodeType
 from typing import Any
 
 from ..syntax import parse
-from ..syntax.diagnostics import CxError, SourceFile
+from ..syntax.diagnostics import CxError, CxSyntaxError, Diagnostic, SourceFile
 from ..syntax.nodes import Span
 from .codegen import MAIN, EntityInfo, HandlerInfo, generate
 from .sites import CallSite
@@ -45,7 +45,10 @@ def compile_program(text: str, filename: str = "<input>") -> CompiledProgram:
 
 
 def _compile(text: str, filename: str) -> CompiledProgram:
-    program = parse(text, filename)
+    try:
+        program = parse(text, filename)
+    except CxSyntaxError as syntax:
+        raise CxError([*syntax.diagnostics, *_also_wrong(syntax, text, filename)]) from None
     source = SourceFile(filename, text)
     codes: list[CodeType] = []
     limit: SyntaxError | RecursionError | None = None
@@ -81,3 +84,16 @@ def _compile(text: str, filename: str) -> CompiledProgram:
             "split it up", Span(line, 1, line, 2))]) from None
     return CompiledProgram(source, tuple(codes), MAIN, tuple(plan.handlers), plan.entities,
                            plan.constants, tuple(plan.call_sites))
+
+
+def _also_wrong(syntax: CxSyntaxError, text: str, filename: str) -> list[Diagnostic]:
+    """What the compiler finds in the statements the parser kept, so that one run of
+    ``cx check`` reports every error it can."""
+    if syntax.recovered is None:
+        return []
+    try:
+        plan = generate(syntax.recovered, SourceFile(filename, text), lambda module: None,
+                        syntax.skipped_names)
+    except (RecursionError, MemoryError):
+        return []  # the syntax errors stand alone; the nesting is reported once they are fixed
+    return plan.diagnostics

@@ -15,17 +15,21 @@ words for them. Only ``x / 0`` and ``x % 0`` are errors. What goes wrong is a
 
 from __future__ import annotations
 
+import json
 import math
 import operator
+import random
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from types import CodeType
 from typing import Any
 
 from ..runtime.limits import LimitExceeded
 
-__all__ = ["INTERRUPTIBLE", "PRELUDE", "CxRuntimeError", "Entity", "bounded_prelude", "display",
-           "size_of", "truthy"]
+__all__ = ["INTERRUPTIBLE", "LIBRARY", "PRELUDE", "CxRuntimeError", "Entity", "bounded_prelude",
+           "display", "size_of", "truthy"]
 
 
 class CxRuntimeError(Exception):
@@ -178,6 +182,15 @@ def get(target: Any, name: str) -> Any:
     if name == "length" and isinstance(target, list | str):
         return len(target)
     return None
+
+
+def payload_of(event: Any) -> Any:
+    """``event.payload`` on a handler's parameter: what was emitted. An object payload is the
+    event itself (unless it has a ``payload`` property); ``emit x, "text"`` arrives as
+    ``{ payload: "text" }``."""
+    if isinstance(event, dict) and "payload" not in event:
+        return event
+    return get(event, "payload")
 
 
 def set_(target: Any, name: str, value: Any) -> Any:
@@ -408,6 +421,117 @@ def ge(left: Any, right: Any) -> bool:
     return bool(left >= right)
 
 
+# Functions -------------------------------------------------------------------------------------
+
+
+def now() -> str:
+    """The local date and time to the millisecond, ``2026-12-06 14:03:59.123``."""
+    return datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def type_of(value: Any) -> str:
+    """``typeof(x)``: "null", "boolean", "number", "string", "array", "object", or an entity's
+    type name."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, Entity):
+        return value.type_name
+    return "object"
+
+
+def _milliseconds() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _parse_json(text: Any) -> Any:
+    if not isinstance(text, str):
+        raise CxRuntimeError(f"JSON.parse takes a string, got {type_name(text)}")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise CxRuntimeError("JSON.parse: the text is nested too deeply") from None
+    except ValueError as error:  # a JSONDecodeError, or a number of too many digits
+        where = f" at character {error.pos}" if isinstance(error, json.JSONDecodeError) else ""
+        raise CxRuntimeError(f"JSON.parse: not valid JSON{where}") from None
+
+
+def _numeric(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``Math.name``, of numbers: anything else is a CX error, not a Python one."""
+    def checked(*values: Any) -> Any:
+        for value in values:
+            if not _is_number(value):
+                raise CxRuntimeError(f"Math.{name} takes numbers, got {type_name(value)}")
+        try:
+            return function(*values)
+        except (ValueError, OverflowError):
+            return math.nan
+    return checked
+
+
+def _round(x: int | float) -> int | float:
+    return math.floor(x + 0.5) if math.isfinite(x) else x
+
+
+class Moment(Entity):
+    """What ``new Date()`` makes: an instant, in milliseconds since 1970, with JavaScript's
+    usual methods. It is data like any entity (``print`` writes ``{"time": ...}``)."""
+
+    __slots__ = ()
+
+    def __init__(self, milliseconds: int | float) -> None:
+        super().__init__("Date", "", {"time": milliseconds})
+
+    def local(self) -> datetime:
+        return datetime.fromtimestamp(self.properties["time"] / 1000)
+
+
+def new_date(*args: Any) -> Moment:
+    """``new Date()`` is now; ``new Date(ms)`` that instant."""
+    if not args:
+        return Moment(_milliseconds())
+    if len(args) > 1 or not _is_number(args[0]) or not math.isfinite(args[0]) \
+            or abs(args[0]) > _LAST_MOMENT:
+        raise CxRuntimeError("new Date(...) takes nothing (now) or milliseconds since 1970")
+    return Moment(args[0])
+
+
+_LAST_MOMENT = 8.64e15  # JavaScript's: 100,000,000 days either side of 1970
+_DATE_METHODS: dict[str, Callable[..., Any]] = {
+    "getTime": lambda d: d.properties["time"],
+    "toISOString": lambda d: datetime.fromtimestamp(d.properties["time"] / 1000, UTC)
+    .strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+    "toLocaleTimeString": lambda d: d.local().strftime("%H:%M:%S"),
+    "toLocaleDateString": lambda d: d.local().strftime("%Y-%m-%d"),
+    "toString": lambda d: d.local().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+}
+
+
+LIBRARY: dict[str, dict[str, tuple[int, Callable[..., Any]]]] = {
+    "Math": {
+        "random": (0, random.random),
+        "floor": (1, _numeric("floor", lambda x: math.floor(x) if math.isfinite(x) else x)),
+        "ceil": (1, _numeric("ceil", lambda x: math.ceil(x) if math.isfinite(x) else x)),
+        "round": (1, _numeric("round", _round)),
+        "abs": (1, _numeric("abs", abs)),
+        "sqrt": (1, _numeric("sqrt", math.sqrt)),
+        "min": (2, _numeric("min", min)),
+        "max": (2, _numeric("max", max)),
+    },
+    "JSON": {"stringify": (1, _json), "parse": (1, _parse_json)},
+    "Date": {"now": (0, _milliseconds)},
+}
+"""JavaScript's standard objects as far as CX has them: ``Math.floor(x)``, ``JSON.parse(s)``,
+``Date.now()``. Each entry: the number of arguments, the function."""
+
+
 # Methods ---------------------------------------------------------------------------------------
 
 
@@ -434,6 +558,20 @@ def _slice(target: list[Any] | str, start: int = 0, end: int | None = None) -> A
     return target[start:end]
 
 
+def _substring(target: str, start: Any, end: Any = None) -> str:
+    """JavaScript's ``substring``: bounds clamped to the string, swapped when reversed."""
+    size = len(target)
+    first = min(max(_position(start), 0), size)
+    last = size if end is None else min(max(_position(end), 0), size)
+    return target[min(first, last):max(first, last)]
+
+
+def _position(value: Any) -> int:
+    if not _is_number(value) or (isinstance(value, float) and math.isnan(value)):
+        raise CxRuntimeError(f"a position must be a number, got {display(value)}")
+    return int(value) if math.isfinite(value) else (1 << 62) * (1 if value > 0 else -1)
+
+
 _LIST_METHODS: dict[str, Callable[..., Any]] = {
     "push": _push,
     "pop": lambda t: t.pop() if t else None,
@@ -453,6 +591,7 @@ _STRING_METHODS: dict[str, Callable[..., Any]] = {
     "includes": _includes,
     "indexOf": _index_of,
     "slice": _slice,
+    "substring": _substring,
 }
 _OBJECT_METHODS: dict[str, Callable[..., Any]] = {
     "keys": list,
@@ -470,6 +609,8 @@ def call_method(target: Any, name: str, args: list[Any]) -> Any:
         table = _STRING_METHODS
     elif isinstance(target, dict):
         table = _OBJECT_METHODS
+    elif type(target) is Moment:
+        table = _DATE_METHODS
     elif isinstance(target, Entity):
         table, target = _OBJECT_METHODS, target.properties
     else:
@@ -503,6 +644,12 @@ PRELUDE: dict[str, Any] = {
     "cx_gt": gt,
     "cx_ge": ge,
     "cx_method": call_method,
+    "cx_payload": payload_of,
+    "cx_now": now,
+    "cx_typeof": type_of,
+    "cx_new_Date": new_date,
+    **{f"cx_{namespace}_{name}": function for namespace, functions in LIBRARY.items()
+       for name, (_, function) in functions.items()},
     # For the code generator's inlined fast path of whole-number arithmetic, nothing else.
     "cx_type": type,
     "cx_int": int,

@@ -61,6 +61,7 @@ class FunctionScope:
     temporaries: int = 0
     reads_errors: bool = False  # the body reads ``_errors``: it handles parameters' failures
     call_sites: list[str] = field(default_factory=list)  # its calls' constants, until it ends
+    event_param: str | None = None  # a handler's parameter: the event's payload
 
     def is_variable(self, name: str) -> bool:
         """Is *name* a variable at this point of this function?"""

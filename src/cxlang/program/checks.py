@@ -2,15 +2,16 @@
 
 The compiler knows the language; the services know their words and control values. This joins
 the two: a literal control value a call does not take is an error at its position (``timeout:
-"soon"``), and a property spelt almost like a service word (``promt:``) is a warning, since any
-other property is data for the handlers and a typo would otherwise pass without a word.
+"soon"``, a ``maxDurationMs`` below the ``minDurationMs``), and a property spelt almost like a
+service word (``promt:``) is a warning, since any other property is data for the handlers and
+a typo would otherwise pass without a word.
 """
 
 from __future__ import annotations
 
 from ..compiler import CompiledProgram, compile_program
 from ..compiler.sites import NOT_LITERAL
-from ..services.controls import control_error, likely_meant
+from ..services.controls import control_error, likely_meant, range_error
 from ..syntax.diagnostics import CxError, Diagnostic
 
 __all__ = ["check_program", "compile_checked"]
@@ -32,6 +33,12 @@ def check_program(program: CompiledProgram) -> list[Diagnostic]:
     source = program.source
     found: list[Diagnostic] = []
     for site in program.call_sites:
+        literal = {fact.key: fact for fact in site.properties if fact.value is not NOT_LITERAL}
+        low, high = literal.get("minDurationMs"), literal.get("maxDurationMs")
+        if low is not None and high is not None:
+            problem = range_error(low.value, high.value)
+            if problem is not None:
+                found.append(source.diagnostic(problem, high.value_span))
         for fact in site.properties:
             if fact.value is not NOT_LITERAL:
                 problem = control_error(fact.key, fact.value)

@@ -4,6 +4,10 @@ The generated code reaches the outside world only through these methods: emittin
 calling services, creating entities and printing. Handler failures are reported here with the
 CX source position, found from the traceback's frames in the program's own code object.
 
+Some emitted events are requests the runtime answers (``vector.*``, ``local.llm.*``: see
+:mod:`cxlang.services.served_events`); the first emit of a family nothing here answers
+(``realtime.*``) gets a notice on stderr, once, unless the program handles that event itself.
+
 A failure that nothing in the program handles is reported too, as Node.js reports an unhandled
 promise rejection, and makes the run exit 1: a service call that failed while no handler is
 subscribed to its error event, or a parallel handler parameter that failed (an error, a
@@ -16,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import re
+import sys
 import traceback
 from collections import Counter
 from collections.abc import Coroutine, Iterator
@@ -35,6 +41,7 @@ from ..runtime.outcomes import describe
 from ..services import ServiceInvoker
 from ..services.controls import ControlValueError
 from ..services.invoker import ServiceFailure
+from ..services.served_events import ServedEvents, ServedFailure, unserved_family
 from ..syntax import Span
 
 __all__ = ["ProgramHost"]
@@ -79,6 +86,8 @@ class ProgramHost:
         self._in_top_level = False
         self._queue_full_at: set[tuple[str, int]] = set()  # where a full queue was reported
         self._instances: dict[str, int] = {}
+        self.served = ServedEvents(runtime, services.memory, services.backend)
+        self._unserved_told: set[str] = set()  # families whose notice was written
         self.namespace: dict[str, Any] = {
             "__builtins__": {},
             **(PRELUDE if max_payload is None else bounded_prelude(max_payload)),
@@ -135,13 +144,26 @@ class ProgramHost:
         if payload is None:
             payload = {}
         elif not isinstance(payload, dict):
-            raise CxRuntimeError(f"the payload of {name!r} must be an object, like {{ value: x }}")
+            payload = {"payload": payload}  # `emit x, "text"`: handlers read event.payload
         if self.max_payload is not None and \
                 (size := size_of(payload, self.max_payload)) > self.max_payload:
             raise too_large(f"the payload of {name!r}", size, self.max_payload)
         if name == START:
             self.started = True
+        route = self.served.route(name)
+        family = None if route is not None else unserved_family(name)
+        if route is None and (family is None or family in self._unserved_told):
+            await self.runtime.emit_async(name, payload)
+            return
+        span = self._emitted_at(sys._getframe(1))  # now: after an await, no caller frame
         await self.runtime.emit_async(name, payload)
+        if route is not None:
+            self.spawn(self.served.serve(name, dict(payload), route,
+                                         functools.partial(self._served_failed, span)))
+        elif family is not None and not self.runtime.bus.handlers_for(name):
+            self._unserved_told.add(family)
+            self._write_at(span, f"notice: nothing in this runtime serves {family}.* events, "
+                           f"so {name} gets no answer (told once; the run goes on)")
 
     def spawn(self, call: Coroutine[Any, Any, Any]) -> None:
         """Run a service statement in the background (fire-and-forget), but keep track of it;
@@ -177,6 +199,30 @@ class ProgramHost:
             return None
         finally:
             self.in_flight -= 1
+
+    def _emitted_at(self, frame: FrameType) -> Span | None:
+        """Where the program's code running in *frame* is (an emit), if it is the program's."""
+        if frame.f_code not in self.codes:
+            return None
+        line, end_line, column, end_column = next(
+            itertools.islice(frame.f_code.co_positions(), frame.f_lasti // 2, None))
+        if line is None:
+            return None
+        return Span(line, (column or 0) + 1, end_line or line, (end_column or column or 0) + 1)
+
+    def _served_failed(self, span: Span | None, failure: ServedFailure) -> None:
+        """Report a request the runtime could not serve, unless the program handles that."""
+        if failure.handled or self.over:
+            return
+        self.errors += 1
+        self._write_at(span, f"runtime error: {failure.request} failed: {failure.message} "
+                       f"(nothing handles it: add on {failure.failed})")
+
+    def _write_at(self, span: Span | None, text: str) -> None:
+        source = self.program.source
+        self.err.write((source.diagnostic(text, span).render() if span is not None
+                        else f"{source.name}: {text}") + "\n")
+        self.err.flush()
 
     def _too_many_calls(self, starting: str) -> None:
         assert self.max_calls is not None

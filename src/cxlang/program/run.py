@@ -66,6 +66,7 @@ class RunOptions:
     trace: str | None = None  # --trace FILE: a Chrome trace of the run (Perfetto)
     progress: bool = False  # the live status line (cx run on a terminal, not --quiet)
     loop: LoopChoice = "asyncio"  # cx run: auto (uvloop when installed)
+    allow_execute: bool = False  # cx run --allow-execute: `execute` may run commands
 
 
 async def run_program(program: CompiledProgram, options: RunOptions,
@@ -92,7 +93,8 @@ async def run_program(program: CompiledProgram, options: RunOptions,
         options.err.write(f"cx: {exc}\n")
         await backend.aclose()
         return ExitCode.BAD_PROGRAM
-    services = ServiceInvoker(runtime, backend, max_concurrency=1 if options.sequential else None)
+    services = ServiceInvoker(runtime, backend, max_concurrency=1 if options.sequential else None,
+                              allow_execute=options.allow_execute)
     host = ProgramHost(program, runtime, services, observation.out, options.err,
                        max_payload=options.max_payload, max_calls=options.max_calls)
     started = time.perf_counter()

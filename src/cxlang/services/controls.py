@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["CONTROLS", "PROPERTIES", "Control", "ControlValueError", "check_controls",
-           "control_error", "likely_meant", "shown"]
+           "control_error", "likely_meant", "range_error", "shown"]
 
 
 class ControlValueError(ValueError):
@@ -55,12 +55,14 @@ CONTROLS: Mapping[str, Control] = {
     "maxTokens": Control(lambda v: _whole(v) and v >= 1,
                          "a whole number of at least 1 (the answer's length in tokens)"),
     "durationMs": Control(lambda v: _number(v) and v >= 0, "a number of milliseconds >= 0"),
+    "minDurationMs": Control(lambda v: _number(v) and v >= 0, "a number of milliseconds >= 0"),
+    "maxDurationMs": Control(lambda v: _number(v) and v >= 0, "a number of milliseconds >= 0"),
 }
 
 # The words the services read besides the controls; "handlers" lists the completion events.
 PROPERTIES: frozenset[str] = frozenset(CONTROLS) | {
     "prompt", "message", "data", "text", "system", "context", "messages", "evaluate",
-    "condition", "handlers",
+    "condition", "handlers", "command", "arguments", "workingDirectory",
 }
 
 
@@ -73,12 +75,24 @@ def control_error(key: str, value: Any) -> str | None:
     return f"{key} must be {control.expected}, got {shown(value)}"
 
 
+def range_error(minimum: Any, maximum: Any) -> str | None:
+    """What is wrong with ``minDurationMs`` / ``maxDurationMs`` together (each accepted on its
+    own), or ``None``: a range whose end comes before its start."""
+    if _number(minimum) and _number(maximum) and maximum < minimum:
+        return (f"maxDurationMs must be at least minDurationMs ({shown(minimum)}), "
+                f"got {shown(maximum)}")
+    return None
+
+
 def check_controls(properties: Mapping[str, Any]) -> None:
     """Raise :class:`ControlValueError` for the first control value a call does not accept."""
     for key in CONTROLS.keys() & properties.keys():
         problem = control_error(key, properties[key])
         if problem is not None:
             raise ControlValueError(problem)
+    problem = range_error(properties.get("minDurationMs"), properties.get("maxDurationMs"))
+    if problem is not None:
+        raise ControlValueError(problem)
 
 
 def likely_meant(key: str) -> str | None:

@@ -24,7 +24,8 @@ emits ``<completion event>.chunk`` events as the text arrives, before the comple
 A call's ``timeout:`` (milliseconds) bounds its parallel handler parameters, each, and also
 its own model call (recalling memories, and a stream with its chunk events, included; a
 timer's wait is no model call): a model call cut by it fails like any other failure of the
-service, with a message saying so.
+service, with a message saying so. ``execute`` asks no model: it stops its command at that
+timeout itself (:mod:`.execute`).
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ from ..runtime.outcomes import describe
 from ..runtime.resolver import HandlerParameters
 from .backend import Backend, BackendError, ServiceRequest
 from .controls import check_controls
+from .execute import run_command
 from .memory import Memory
 from .registry import SERVICES, ServiceSpec
+from .timer import await_duration
 
 __all__ = ["Completion", "ServiceFailure", "ServiceInvoker"]
 
@@ -73,11 +76,13 @@ class ServiceInvoker:
     """Runs service calls against one backend on one runtime."""
 
     def __init__(
-        self, runtime: Runtime, backend: Backend, *, max_concurrency: int | None = None
+        self, runtime: Runtime, backend: Backend, *, max_concurrency: int | None = None,
+        allow_execute: bool = False,
     ) -> None:
         self.runtime = runtime
         self.backend = backend
         self.max_concurrency = max_concurrency  # for calls that set no maxConcurrency
+        self.allow_execute = allow_execute  # cx run --allow-execute: `execute` runs commands
         self.memory = Memory()
 
     async def call(
@@ -157,7 +162,7 @@ class ServiceInvoker:
         """:meth:`_ask_backend`, within the call's ``timeout:`` if it sets one: a model that
         does not answer (or a server that trickles) must not hold the call past it."""
         timeout = properties.get("timeout")  # checked: a number > 0
-        if timeout is None or spec.kind == "timer":
+        if timeout is None or spec.kind in _NO_MODEL:  # execute applies its timeout itself
             return await self._ask_backend(spec, properties, completions)
         # In a task of its own, waited for with asyncio.wait: the caller may be a handler's
         # first step, which runs in no task, where asyncio.timeout cannot be used.
@@ -183,12 +188,19 @@ class ServiceInvoker:
             request = await self._with_memories(request)
         source = {k: v for k, v in properties.items() if k != "handlers"}
         if spec.kind == "timer":
-            duration = properties.get("durationMs") or 0  # checked: a number >= 0
+            duration = await_duration(properties)
+            started = asyncio.get_running_loop().time()
             await asyncio.sleep(duration / 1000)
+            source["requestedDurationMs"] = duration
+            source["actualDurationMs"] = round(
+                (asyncio.get_running_loop().time() - started) * 1000, 3)
             result: Any = duration
+        elif spec.kind == "execute":
+            result = await run_command(properties, allowed=self.allow_execute)
+            source.update(result)  # upstream's handlers read event.output, event.success
         elif spec.kind == "condition":
             holds = await self.backend.classify(request)
-            if holds != (spec.name == "is"):
+            if holds == (spec.name == "not"):
                 return _CONDITION_FAILED
             data = properties.get("data")
             if isinstance(data, Mapping):
@@ -271,7 +283,7 @@ class ServiceInvoker:
     def _waiting_for_model(self, spec: ServiceSpec) -> AbstractContextManager[None]:
         """A handler calling a model waits for it, and its timeout counts that wait: the
         timeout's message says so (see :func:`cxlang.runtime.waiting`)."""
-        if spec.kind == "timer":
+        if spec.kind in _NO_MODEL:
             return nullcontext()
         return waiting(f"the {self.backend.name} backend's model")
 
@@ -307,6 +319,7 @@ class ServiceInvoker:
 
 
 _CONDITION_FAILED = object()
+_NO_MODEL = ("timer", "execute")  # kinds whose call asks no model
 DEFAULT_RECALL = 3  # learnt texts given to a call; a handful helps, many drown the prompt
 
 

@@ -3,13 +3,25 @@
 Examples and tests need stable output, and a demo needs to show parallel speed-up without a
 model: ``latency`` makes every call take that long (a real ``asyncio.sleep``, so calls overlap
 exactly as network calls would).
+
+A condition (``is``, ``not``, ``iam``) is answered, first rule that applies:
+
+1. ``condition:`` on the call, else ``condition`` in its ``data``: its CX truthiness;
+2. no question at all (no ``evaluate``, ``context`` or ``data``): it holds;
+3. else a hash of the question (those three) and of how many times this run asked exactly it
+   before: it holds when SHA-256 of that text starts with an even byte. The same program
+   gets the same answers on every run, and a question asked over and over (a handler that
+   asks again whenever the answer is yes) is answered yes about half the time, so such a
+   loop ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
 
 from .backend import ServiceRequest
 
@@ -33,6 +45,7 @@ class LocalBackend:
         if latency < 0:
             raise ValueError(f"latency must not be negative, got {latency}")
         self.latency = latency
+        self._asked: Counter[str] = Counter()  # questions without a condition, by their text
 
     async def _wait(self) -> None:
         if self.latency:
@@ -56,12 +69,25 @@ class LocalBackend:
 
     async def classify(self, request: ServiceRequest) -> bool:
         await self._wait()
-        if "condition" not in request.properties:
+        properties = request.properties
+        data = properties.get("data")
+        if "condition" in properties:
+            return _truthy(properties["condition"])
+        if isinstance(data, Mapping) and "condition" in data:
+            return _truthy(data["condition"])
+        question = [request.text(key) for key in _QUESTION]
+        if all(part is None for part in question):
             return True
-        return _truthy(request.properties["condition"])
+        text = json.dumps(question, ensure_ascii=False)
+        asked = self._asked[text]
+        self._asked[text] += 1
+        return hashlib.sha256(f"{text}#{asked}".encode()).digest()[0] % 2 == 0
 
     async def aclose(self) -> None:
         return None
+
+
+_QUESTION = ("evaluate", "context", "data")
 
 
 def _hash_vector(text: str, size: int = 16) -> list[float]:

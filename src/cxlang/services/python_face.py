@@ -197,7 +197,7 @@ class Services:
     ) -> bool:
         """Does *statement* hold, given *data* and *context*? The model's yes or no (CX's
         ``is``; ``is`` itself is a Python keyword). The ``local`` backend, which cannot judge,
-        always says yes."""
+        answers by a fixed rule (:mod:`cxlang.services.local`)."""
         self._check_open()
         properties = _properties({"context": context, "recall": recall}, evaluate=statement,
                                  data=data)

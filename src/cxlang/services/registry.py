@@ -20,7 +20,7 @@ __all__ = [
     "service_for_event",
 ]
 
-ServiceKind = Literal["complete", "chat", "learn", "condition", "timer"]
+ServiceKind = Literal["complete", "chat", "learn", "condition", "timer", "execute"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +29,7 @@ class ServiceSpec:
 
     ``completion`` is emitted when a call lists no ``handlers``; ``error`` when the backend
     fails or a parallel handler parameter fails. ``None``: the service emits no such event
-    (``is``/``not`` fire only the handlers they list).
+    (``is``/``not``/``iam`` fire only the handlers they list).
     """
 
     name: str
@@ -49,7 +49,10 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("generate", "complete", "ai.generated", "ai.generate.error"),
         ServiceSpec("is", "condition", None, "is.error"),
         ServiceSpec("not", "condition", None, "not.error"),
+        # Upstream's self-reflective condition: asked and answered as `is` is.
+        ServiceSpec("iam", "condition", None, "iam.error"),
         ServiceSpec("await", "timer", "await.complete", None),
+        ServiceSpec("execute", "execute", "execute.complete", "execute.error"),
     )
 }
 
@@ -57,7 +60,8 @@ SERVICES: dict[str, ServiceSpec] = {
 def service_for_event(name: str) -> str | None:
     """``emit ai.generate {...}`` is the ``generate`` service: the service an event stands for."""
     prefix, _, service = name.partition(".")
-    if prefix == "ai" and service in SERVICES and service not in ("is", "not", "await"):
+    spec = SERVICES.get(service) if prefix == "ai" else None
+    if spec is not None and spec.kind in ("complete", "chat", "learn"):
         return service
     return None
 

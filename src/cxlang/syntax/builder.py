@@ -168,7 +168,8 @@ class AstBuilder:
     """One method (or itemgetter) per rule/alias of cx.lark; names must match."""
 
     # ---- unit rules: pass the only child through
-    item = entity_member = stmt = unary = binary_first = service = postfix = element = kw = (
+    item = entity_member = stmt = unary = binary_first = service = statement_word = postfix = \
+        element = kw = (
         type_name
     ) = itemgetter(0)
 
@@ -412,6 +413,13 @@ class AstBuilder:
         name: Tok = c[1]
         args = tuple(c[3]) if len(c) > 4 else ()
         return New(name.value, args, name.span, _join(c[0].span, c[-1].span))
+
+    @staticmethod
+    def new_with_object(c: Children) -> New:
+        """`new T { name: "x" }`, as C#'s object initialisers read: `new T({ name: "x" })`."""
+        name: Tok = c[1]
+        properties: ObjectLit = c[2]
+        return New(name.value, (properties,), name.span, _join(c[0].span, properties.span))
 
     @staticmethod
     def service_member(c: Children) -> Member:

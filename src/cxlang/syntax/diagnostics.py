@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .nodes import Span
+from .nodes import Program, Span
 
 BOM = "\ufeff"  # a UTF-8 byte-order mark some editors put at the start of a file
 
@@ -122,4 +122,15 @@ class CxError(Exception):
 
 
 class CxSyntaxError(CxError):
-    """The program does not parse (or has a literal the lexer cannot read)."""
+    """The program does not parse (or has a literal the lexer cannot read).
+
+    ``recovered`` is the program without the statements the parser had to skip, when it
+    recovered from every error (the compiler checks it too, so one run reports everything);
+    ``skipped_names`` are the names in what it skipped, which a skipped ``var`` may declare.
+    """
+
+    def __init__(self, diagnostics: Iterable[Diagnostic], recovered: Program | None = None,
+                 skipped_names: frozenset[str] = frozenset()) -> None:
+        super().__init__(diagnostics)
+        self.recovered = recovered
+        self.skipped_names = skipped_names

@@ -40,7 +40,8 @@ class Node:
 
 
 ServiceName: TypeAlias = Literal[
-    "think", "learn", "infer", "generate", "chat", "adapt", "is", "not", "await"
+    "think", "learn", "infer", "generate", "chat", "adapt", "is", "not", "iam", "await",
+    "execute",
 ]
 BinaryOp: TypeAlias = Literal[
     "||", "&&", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%"
@@ -50,7 +51,8 @@ AssignOp: TypeAlias = Literal["=", "+=", "-=", "*=", "/=", "%="]
 EntityKind: TypeAlias = Literal["conscious", "object"]
 
 SERVICE_NAMES: frozenset[str] = frozenset(
-    ("think", "learn", "infer", "generate", "chat", "adapt", "is", "not", "await")
+    ("think", "learn", "infer", "generate", "chat", "adapt", "is", "not", "iam", "await",
+     "execute")
 )
 
 

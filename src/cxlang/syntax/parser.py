@@ -57,11 +57,15 @@ def parse(source: str, filename: str = "<input>") -> Program:
     found += reports
     if body is None and not found:  # cannot happen, but never raise an empty error
         found.append((tokens[-1].span, "unexpected end of file"))
-    if found or body is None:
+    end = tokens[-1].span
+    program = None if body is None else \
+        Program(tuple(body), filename, Span(1, 1, end.line, end.column))
+    if found or program is None:
         source_file = SourceFile(filename, source)
         unique = sorted(dict.fromkeys(found))  # the same error can be reached twice
         raise CxSyntaxError(
-            source_file.diagnostic(message, span) for span, message in unique[:MAX_DIAGNOSTICS]
-        )
-    end = tokens[-1].span
-    return Program(tuple(body), filename, Span(1, 1, end.line, end.column))
+            (source_file.diagnostic(message, span)
+             for span, message in unique[:MAX_DIAGNOSTICS]),
+            program if len(unique) < MAX_DIAGNOSTICS else None,
+            frozenset(recovery.skipped_names))
+    return program

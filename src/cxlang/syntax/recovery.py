@@ -35,7 +35,8 @@ MAX_ERRORS = 50
 EXPR_START = frozenset((
     "NAME", "NUMBER", "STRING", "TRUE", "FALSE", "NULL", "SELF", "NEW", "LPAR", "LSQB",
     "LBRACE", "BANG", "MINUS",
-    "THINK", "LEARN", "INFER", "GENERATE", "CHAT", "ADAPT", "IS", "NOT", "AWAIT",
+    "THINK", "LEARN", "INFER", "GENERATE", "CHAT", "ADAPT", "IS", "NOT", "IAM", "AWAIT",
+    "EXECUTE",
 ))
 STMT_KEYWORDS = frozenset((
     "VAR", "IF", "WHILE", "FOR", "RETURN", "BREAK", "CONTINUE", "EMIT", "ON", "CONSCIOUS",
@@ -61,6 +62,7 @@ class Recovery:
         self.state = state
         self.errors: list[tuple[Span, str]] = []
         self.quiet_until = -1  # token index up to which errors are not reported
+        self.skipped_names: set[str] = set()  # names in what was thrown away
 
     # ------------------------------------------------------------------ entry point
 
@@ -115,7 +117,9 @@ class Recovery:
             state_stack.pop()
             value = value_stack.pop()
             if type(value) is Tok:
-                if value.type == "LBRACE":
+                if value.type == "NAME":
+                    self.skipped_names.add(value.value)
+                elif value.type == "LBRACE":
                     depth += 1
                 elif value.type == "RBRACE":
                     depth -= 1
@@ -131,6 +135,8 @@ class Recovery:
             kind = tok.type
             if kind == END:
                 return j
+            if kind == "NAME":
+                self.skipped_names.add(tok.value)
             if kind == "LBRACE":
                 depth += 1
             elif kind == "RBRACE":
