@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 NAMES = ["a", "b", "total", "xs", "o", "event", "self", "missing"]
 EVENTS = ["job.start", "job.done", "analytics.complete", "report.ready", "any.thing"]
 SERVICES = ["think", "learn", "infer", "generate", "chat", "adapt", "is", "not"]
-BINARY = ["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||"]
+BINARY = ["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "??"]
 METHODS = ["push", "pop", "join", "includes", "indexOf", "slice", "toUpperCase", "trim",
            "split", "keys", "values", "has", "nope"]
 
@@ -42,6 +42,11 @@ def expressions(depth: int = 3) -> st.SearchStrategy[str]:
         st.tuples(names, st.sampled_from(["x", "length", "name", "__class__", "y"])).map(
             lambda t: f"{t[0]}.{t[1]}"),
         st.tuples(sub, sub).map(lambda t: f"{t[0]}[{t[1]}]"),
+        st.tuples(sub, sub, sub).map(lambda t: f"({t[0]} ? {t[1]} : {t[2]})"),
+        st.tuples(names, st.sampled_from(["?.x", "?.length", "?.[0]", "?.y.z", "?.trim()"])).map(
+            "".join),
+        st.tuples(st.sampled_from(["++", "--"]), names, st.booleans()).map(
+            lambda t: f"({t[0]}{t[1]})" if t[2] else f"({t[1]}{t[0]})"),
         st.lists(sub, max_size=3).map(lambda xs: "[" + ", ".join(xs) + "]"),
         st.lists(st.tuples(st.sampled_from(["k", "n", "tag"]), sub), max_size=3).map(
             lambda ps: "{ " + ", ".join(f"{k}: {v}" for k, v in ps) + " }"),
@@ -67,7 +72,9 @@ def statements(depth: int = 2) -> st.SearchStrategy[str]:
                       f"handlers: [ {t[3]} ] }};"),
         st.just("await { durationMs: 1 };"),
         st.just("return 1;"),
+        st.tuples(names, st.sampled_from(["++", "--"])).map(lambda t: f"{t[0]}{t[1]};"),
         st.just("break;"),
+        st.just("continue;"),
     )
     if depth <= 0:
         return simple
@@ -79,6 +86,9 @@ def statements(depth: int = 2) -> st.SearchStrategy[str]:
         st.tuples(st.integers(0, 10**9), st.integers(0, 5), block).map(
             lambda t: f"var i{t[0]} = 0; while (i{t[0]} < {t[1]}) {{ i{t[0]} += 1; {t[2]} }}"),
         st.tuples(expr, block).map(lambda t: f"for (var item in {t[0]}) {{ {t[1]} }}"),
+        st.tuples(names, expr, block).map(lambda t: f"for ({t[0]} in {t[1]}) {{ {t[2]} }}"),
+        st.tuples(st.integers(0, 10**9), st.integers(0, 5), block).map(
+            lambda t: f"for (var j{t[0]} = 0; j{t[0]} < {t[1]}; j{t[0]}++) {{ {t[2]} }}"),
     )
 
 

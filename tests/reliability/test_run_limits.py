@@ -77,6 +77,15 @@ BUSY = {
                        BUSY_LOOP.format(line=2)),
     "inline handler counting": ("on go (e) { var i = 0; while (true) { i = i + 1; } }\nemit go;\n",
                                 "handler at prog.cx:1 (on go), " + BUSY_LOOP.format(line=1)),
+    "c-style for": ("print(1);\nfor (var i = 0; ; i++) {}\n",
+                    "the top level, " + BUSY_LOOP.format(line=2)),
+    "c-style for that continues": ("on go (e) {\n  for (var i = 0; i < 1; i *= 1) { continue; }"
+                                   "\n}\nemit go;\n",
+                                   "handler at prog.cx:1 (on go), " + BUSY_LOOP.format(line=2)),
+    "empty c-style for counting a property": (
+        "object Counter {\n  var count = 0;\n  on tick.go (e) {\n    for (;;) { self.count++; }\n"
+        "  }\n}\nvar c = new Counter({});\nemit tick.go;\n",
+        "handler at prog.cx:3 (on tick.go) of Counter#1, " + BUSY_LOOP.format(line=4)),
     "parallel parameter": ("on a.req (e) { var i = 0; while (true) { i = i + 1; } }\n"
                            'var r = think { prompt: "x", r: a.req };\n',
                            "handler at prog.cx:1 (on a.req), " + BUSY_LOOP.format(line=1)),

@@ -131,7 +131,7 @@ def test_string_concatenation_shape() -> None:
     assert shape(expr(r'"tab\t" + "x"')) == ("+", "tab\t", "x")
 
 
-@pytest.mark.parametrize("source", [r'"\q"', r'"\u12"', r'"\x41"'])
+@pytest.mark.parametrize("source", [r'"\q"', r'"\u12"', r'"\x4"', r'"\xg1"'])
 def test_bad_escapes_are_errors(source: str) -> None:
     with pytest.raises(CxSyntaxError) as info:
         expr(source)

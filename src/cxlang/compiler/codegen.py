@@ -16,6 +16,7 @@ the call's handler parameters, fixed when the program is compiled.
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -187,6 +188,16 @@ def _at(node: _Node, span: n.Span) -> _Node:
     return node
 
 
+def _first(*values: ast.expr) -> ast.expr:
+    """Evaluate *values* in order; the first one's value."""
+    return ast.Subscript(ast.Tuple(list(values), ast.Load()), _const(0), ast.Load())
+
+
+def _second(*values: ast.expr) -> ast.expr:
+    """Evaluate *values* in order; the second one's value."""
+    return ast.Subscript(ast.Tuple(list(values), ast.Load()), _const(1), ast.Load())
+
+
 def _async_def(name: str, args: Sequence[str], body: list[ast.stmt]) -> ast.AsyncFunctionDef:
     arguments = ast.arguments(
         posonlyargs=[], args=[ast.arg(a) for a in args], kwonlyargs=[], kw_defaults=[],
@@ -207,6 +218,7 @@ def _is_int(node: ast.expr) -> ast.expr:
     return ast.Compare(_call("cx_type", node), [ast.Is()], [_load("cx_int")])
 
 
+_STEP_OPERATORS: dict[str, ast.operator] = {"++": ast.Add(), "--": ast.Sub()}
 _BINARY = {"+": "cx_add", "-": "cx_sub", "*": "cx_mul", "/": "cx_div", "%": "cx_mod",
            "==": "cx_eq", "<": "cx_lt", "<=": "cx_le", ">": "cx_gt", ">=": "cx_ge"}
 _COMPOUND = {"+=": "+", "-=": "-", "*=": "*", "/=": "/", "%=": "%"}
@@ -387,7 +399,9 @@ class _Generator:
         return out
 
     def statement(self, s: n.Node, scope: FunctionScope) -> list[ast.stmt]:
-        return [_at(node, s.span) for node in self._statement(s, scope)]
+        # A statement made from a nested CX statement (a for loop's init) keeps its own place.
+        return [node if "lineno" in node.__dict__ else _at(node, s.span)
+                for node in self._statement(s, scope)]
 
     def _statement(self, s: n.Node, scope: FunctionScope) -> Iterator[ast.stmt]:
         if isinstance(s, n.VarDecl):
@@ -399,6 +413,8 @@ class _Generator:
         elif isinstance(s, n.ExprStmt):
             if isinstance(s.expr, n.ServiceCall) and s.expr.service != "await":
                 yield ast.Expr(_host("spawn", self.service_call(s.expr, scope)))
+            elif isinstance(s.expr, n.Update):
+                yield from self.update_statement(s.expr, scope)
             else:
                 yield ast.Expr(self.expr(s.expr, scope))
         elif isinstance(s, n.If):
@@ -407,40 +423,60 @@ class _Generator:
                          self.block(s.orelse, scope))
         elif isinstance(s, n.While):
             test = self.condition(s.condition, scope)
-            self.enter_loop(s, scope)
-            body = self.block(s.body, scope) or [ast.Pass()]
-            scope.loop_depth -= 1
+            body = self.loop_body(s, scope)
             yield ast.While(test, body, [])
         elif isinstance(s, n.ForIn):
             iterable = _call("cx_iter", self.expr(s.iterable, scope))
-            scope.declared.add(s.name)
-            self.enter_loop(s, scope)
-            body = self.block(s.body, scope) or [ast.Pass()]
-            scope.loop_depth -= 1
+            if s.declares:
+                scope.declared.add(s.name)
+            elif not scope.is_variable(s.name):
+                self.name_error(n.Name(s.name, s.name_span), scope, assigning=True)
+            body = self.loop_body(s, scope)
             yield ast.For(self.target(s.name, scope), iterable, body, [])
+        elif isinstance(s, n.For):
+            yield from self.for_loop(s, scope)
         elif isinstance(s, n.Return):
             if scope.is_top_level:
                 self.error("'return' is only allowed inside a handler or realize", s.span)
             yield ast.Return(self.expr(s.value, scope) if s.value is not None else None)
         elif isinstance(s, n.Break | n.Continue):
             word = "break" if isinstance(s, n.Break) else "continue"
-            if not scope.loop_depth:
+            if not scope.loop_steps:
                 self.error(f"'{word}' is only allowed inside a loop", s.span)
                 return
-            yield ast.Break() if isinstance(s, n.Break) else ast.Continue()
+            if isinstance(s, n.Break):
+                yield ast.Break()
+                return
+            # A for loop's step runs before its next test, on `continue` too.
+            yield from copy.deepcopy(scope.loop_steps[-1])
+            yield ast.Continue()
         elif isinstance(s, n.Emit):
             yield from self.emit(s, scope)
         else:
             self.error(f"{type(s).__name__} is not allowed here", s.span)
 
-    def enter_loop(self, loop: n.While | n.ForIn, scope: FunctionScope) -> None:
-        """Count *loop* in; the first one past what Python can compile is reported (once,
-        however deep the nest goes)."""
-        scope.loop_depth += 1
-        if scope.loop_depth == MAX_LOOP_NESTING + 1:
+    def loop_body(self, loop: n.While | n.ForIn | n.For, scope: FunctionScope,
+                  step: list[ast.stmt] | None = None) -> list[ast.stmt]:
+        """The body of *loop*, then its *step* (of a for loop). The first loop nested past
+        what Python can compile is reported (once, however deep the nest goes)."""
+        scope.loop_steps.append(step or [])
+        if len(scope.loop_steps) == MAX_LOOP_NESTING + 1:
             self.error(f"loops nested too deeply: at most {MAX_LOOP_NESTING} inside one "
                        "another in a handler or the top level; move the inner ones into a "
                        "handler of their own", loop.span)
+        body = self.block(loop.body, scope)
+        scope.loop_steps.pop()
+        return body + (step or []) or [ast.Pass()]
+
+    def for_loop(self, s: n.For, scope: FunctionScope) -> Iterator[ast.stmt]:
+        """``for (init; test; step)`` as its init, then a ``while`` (so the time limit stops
+        it at its back edge, as any loop) whose body ends with the step."""
+        if s.init is not None:
+            yield from self.statement(s.init, scope)
+        test = self.condition(s.condition, scope) if s.condition is not None \
+            else _const(True)
+        step = self.statement(s.step, scope) if s.step is not None else []
+        yield ast.While(test, self.loop_body(s, scope, step), [])
 
     def target(self, name: str, scope: FunctionScope) -> ast.Name:
         if scope.is_global(name) and not scope.is_top_level:
@@ -536,19 +572,23 @@ class _Generator:
             return _call("cx_neg", self.expr(e.operand, scope))
         if isinstance(e, n.Binary):
             return self.binary(e, scope)
-        if isinstance(e, n.Member):
-            if n.dotted_path(e) == _NOW and not scope.is_variable("system"):
-                return _call("cx_now")
-            self.check_property(e.name, e.name_span)
-            scope.reads_errors |= e.name == ERRORS_KEY
-            target = self.expr(e.target, scope)
-            if e.name == "payload" and isinstance(e.target, n.Name) \
-                    and e.target.name == scope.event_param:
-                return _call("cx_payload", target)
-            return _call("cx_get", target, _const(e.name))
-        if isinstance(e, n.Index):
-            scope.reads_errors |= isinstance(e.index, n.StringLit) and e.index.value == ERRORS_KEY
-            return _call("cx_index", self.expr(e.target, scope), self.expr(e.index, scope))
+        if isinstance(e, n.Conditional):
+            return ast.IfExp(self.condition(e.test, scope), self.expr(e.then, scope),
+                             self.expr(e.orelse, scope))
+        if isinstance(e, n.Update):
+            return self.update(e, scope)
+        if isinstance(e, n.Member) and n.dotted_path(e) == _NOW \
+                and not scope.is_variable("system"):
+            return _call("cx_now")
+        if isinstance(e, n.Call) and isinstance(e.callee, n.Member):
+            library = self.library_function(e.callee, len(e.args), scope)
+            if library is not None:
+                return _call(library, *(self.expr(a, scope) for a in e.args))
+        if isinstance(e, n.Member | n.Index) or (
+                isinstance(e, n.Call) and isinstance(e.callee, n.Member)):
+            return self.chain(e, scope)
+        if isinstance(e, n.OptionalChain):
+            return self.expr(e.expression, scope)
         if isinstance(e, n.Call):
             return self.call(e, scope)
         if isinstance(e, n.New):
@@ -579,6 +619,11 @@ class _Generator:
     def binary(self, e: n.Binary, scope: FunctionScope) -> ast.expr:
         left = self.expr(e.left, scope)
         right = self.expr(e.right, scope)
+        if e.op == "??":
+            temp = scope.temporary()
+            present = ast.Compare(ast.NamedExpr(_store(temp), left), [ast.IsNot()],
+                                  [_const(None)])
+            return ast.IfExp(present, _load(temp), right)
         if e.op in ("&&", "||"):
             # Short-circuit and give back an operand, as JavaScript does: x || "default".
             temp = scope.temporary()
@@ -665,6 +710,7 @@ class _Generator:
         return _call("cx_truthy", test)
 
     def call(self, e: n.Call, scope: FunctionScope) -> ast.expr:
+        """A call of anything but a method (see :meth:`chain`): ``print``, or an error."""
         args = [self.expr(a, scope) for a in e.args]
         if isinstance(e.callee, n.Name) and not scope.is_variable(e.callee.name):
             if e.callee.name == "print":
@@ -675,23 +721,20 @@ class _Generator:
                     self.error(f"{e.callee.name}() takes {_count(arity, 'argument')}, "
                                f"{len(args)} given", e.span)
                 return _call(f"cx_{e.callee.name}", *args)
-        if isinstance(e.callee, n.Member):
-            self.check_property(e.callee.name, e.callee.name_span)
-            library = self.library_function(e.callee, len(args), scope)
-            if library is not None:
-                return _call(library, *args)
-            target = self.expr(e.callee.target, scope)
-            return _call("cx_method", target, _const(e.callee.name), ast.List(args, ast.Load()))
         self.error("only print(...), now(), typeof(x) and methods of values (such as "
                    "list.push(x)) can be called", e.callee.span)
         return _const(None)
+
+    def names_library(self, callee: n.Member, scope: FunctionScope) -> bool:
+        target = callee.target
+        return isinstance(target, n.Name) and target.name in LIBRARY \
+            and not scope.is_variable(target.name)
 
     def library_function(self, callee: n.Member, given: int, scope: FunctionScope) -> str | None:
         """``Math.floor`` and the like: the prelude name of a standard object's function, or
         None when *callee* is a method of a value (``Math`` being a variable here, say)."""
         target = callee.target
-        if not isinstance(target, n.Name) or target.name not in LIBRARY \
-                or scope.is_variable(target.name):
+        if not isinstance(target, n.Name) or not self.names_library(callee, scope):
             return None
         functions = LIBRARY[target.name]
         entry = functions.get(callee.name)
@@ -703,6 +746,132 @@ class _Generator:
             self.error(f"{target.name}.{callee.name}() takes {_count(entry[0], 'argument')}, "
                        f"{given} given", callee.span)
         return f"cx_{target.name}_{callee.name}"
+
+    def chain(self, e: n.Member | n.Index | n.Call, scope: FunctionScope) -> ast.expr:
+        """A chain of property reads, indexes and method calls, ``a.b[i].m(x)``, walked once
+        from its root (a long chain costs no more than its links)."""
+        links: list[n.Member | n.Index | n.Call] = []
+        node: n.Expr = e
+        while True:
+            if isinstance(node, n.Member | n.Index):
+                links.append(node)
+                node = node.target
+            elif isinstance(node, n.Call) and isinstance(node.callee, n.Member) \
+                    and not self.names_library(node.callee, scope):
+                links.append(node)
+                node = node.callee.target
+            else:
+                break
+        links.reverse()
+        root = self.expr(node, scope)
+        first = links[0]
+        if isinstance(node, n.Name) and node.name == scope.event_param \
+                and isinstance(first, n.Member) and first.name == "payload" \
+                and not first.optional:
+            return self.links(_at(_call("cx_payload", root), first.span), links[1:], scope)
+        return self.links(root, links, scope)
+
+    def links(self, value: ast.expr, links: Sequence[n.Member | n.Index | n.Call],
+              scope: FunctionScope) -> ast.expr:
+        """*value* read through *links*. At a ``?.`` link a null value ends the whole chain
+        with null, and the rest of it (an index, a method's arguments) is not evaluated."""
+        for k, link in enumerate(links):
+            member = link.callee if isinstance(link, n.Call) else link
+            if isinstance(member, n.Member | n.Index) and member.optional:
+                temp = scope.temporary()
+                test = ast.Compare(ast.NamedExpr(_store(temp), value), [ast.Is()],
+                                   [_const(None)])
+                rest = self.links(self.link(_load(temp), link, scope), links[k + 1:], scope)
+                return ast.IfExp(test, _const(None), rest)
+            value = self.link(value, link, scope)
+        return value
+
+    def link(self, target: ast.expr, link: n.Member | n.Index | n.Call,
+             scope: FunctionScope) -> ast.expr:
+        """One link of a chain, applied to *target*: ``.name``, ``[index]`` or ``.m(args)``."""
+        if isinstance(link, n.Member):
+            self.check_property(link.name, link.name_span)
+            scope.reads_errors |= link.name == ERRORS_KEY
+            return _at(_call("cx_get", target, _const(link.name)), link.span)
+        if isinstance(link, n.Index):
+            scope.reads_errors |= isinstance(link.index, n.StringLit) \
+                and link.index.value == ERRORS_KEY
+            return _at(_call("cx_index", target, self.expr(link.index, scope)), link.span)
+        method = link.callee
+        assert isinstance(method, n.Member)  # as chain() collects calls
+        self.check_property(method.name, method.name_span)
+        args = [self.expr(a, scope) for a in link.args]
+        return _at(_call("cx_method", target, _const(method.name), ast.List(args, ast.Load())),
+                   link.span)
+
+    # Increments and decrements ---------------------------------------------------------------
+
+    def update(self, e: n.Update, scope: FunctionScope) -> ast.expr:
+        """``++``/``--`` as an expression: the new value (prefix) or the old one (postfix)."""
+        target = e.target
+        if isinstance(target, n.Name):
+            if not scope.is_variable(target.name):
+                self.name_error(target, scope, assigning=True)
+                return _const(None)
+            whole = target.name in scope.whole_numbers
+            current = _load(_var(target.name))
+            if e.prefix:
+                return ast.NamedExpr(self.target(target.name, scope),
+                                     self.stepped(current, e.op, whole))
+            old = scope.temporary()
+            return _first(ast.NamedExpr(_store(old), current),
+                          ast.NamedExpr(self.target(target.name, scope),
+                                        self.stepped(_load(old), e.op, whole)))
+        if not isinstance(target, n.Member | n.Index):
+            return _const(None)  # `self++`: refused by the parser, this tree is what it recovered
+        if e.prefix:
+            return self.store_stepped(target, e.op, None, scope)
+        old = scope.temporary()
+        return _second(self.store_stepped(target, e.op, old, scope), _load(old))
+
+    def update_statement(self, e: n.Update, scope: FunctionScope) -> Iterator[ast.stmt]:
+        """``x++;`` (or a for loop's step): only the variable changes, no value is kept."""
+        target = e.target
+        if isinstance(target, n.Name):
+            if not scope.is_variable(target.name):
+                self.name_error(target, scope, assigning=True)
+                return
+            stepped = self.stepped(_load(_var(target.name)), e.op,
+                                   target.name in scope.whole_numbers)
+            yield ast.Assign([self.target(target.name, scope)], stepped)
+        elif isinstance(target, n.Member | n.Index):  # any other, the parser refused
+            yield ast.Expr(self.store_stepped(target, e.op, None, scope))
+
+    def stepped(self, current: ast.Name, op: str, whole: bool) -> ast.expr:
+        """*current* (a name: read more than once) plus or minus one; Python's own operator
+        for a whole number, the prelude's check that it is a number otherwise."""
+        fast = ast.BinOp(current, _STEP_OPERATORS[op], _const(1))
+        if whole:
+            return fast
+        return ast.IfExp(_is_int(current), fast,
+                         _call("cx_increment", current, _const(1 if op == "++" else -1)))
+
+    def store_stepped(self, target: n.Member | n.Index, op: str, old: str | None,
+                      scope: FunctionScope) -> ast.expr:
+        """Set a property or an element to itself plus or minus one; the value stored. The
+        old value is kept in the temporary *old*, if given."""
+        obj = scope.temporary()
+        if isinstance(target, n.Member):
+            self.check_property(target.name, target.name_span)
+            key: ast.expr = _const(target.name)
+            read: ast.expr = _call("cx_get", _load(obj), key)
+            store, store_key = "cx_set", key
+        else:
+            key_temp = scope.temporary()
+            key = _load(key_temp)
+            read = _call("cx_index", _load(obj), key)
+            store = "cx_set_index"
+            store_key = ast.NamedExpr(_store(key_temp), self.expr(target.index, scope))
+        if old is not None:
+            read = ast.NamedExpr(_store(old), read)
+        delta = _const(1 if op == "++" else -1)
+        return _call(store, ast.NamedExpr(_store(obj), self.expr(target.target, scope)),
+                     store_key, _call("cx_increment", read, delta))
 
     def check_property(self, name: str, span: n.Span) -> None:
         if name.startswith("__"):

@@ -5,7 +5,8 @@ literal, another such variable, or ``+ - * %`` and unary ``-`` of those (Python 
 overflow, so neither do these). Locals cannot be reached from outside their function, so
 looking at that one body is enough. The answer is the largest set for which this holds,
 found by dropping variables until nothing changes; the code generator then uses Python's own
-operators on these without a type check.
+operators on these without a type check. ``++`` and ``--`` keep a whole number whole, so
+they do not count as assignments here.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def is_whole_number(expr: n.Node, whole: frozenset[str] | set[str]) -> bool:
     if isinstance(expr, n.Binary):
         return (expr.op in _INT_OPERATORS and is_whole_number(expr.left, whole)
                 and is_whole_number(expr.right, whole))
+    if isinstance(expr, n.Conditional):
+        return is_whole_number(expr.then, whole) and is_whole_number(expr.orelse, whole)
     return False
 
 
@@ -57,12 +60,14 @@ def whole_number_locals(body: Sequence[n.Node], locals_: set[str]) -> frozenset[
 
 
 def _set_first(body: Sequence[n.Node], locals_: set[str]) -> set[str]:
-    """The locals whose first declaration is a top-level ``var x = value`` of *body*."""
+    """The locals whose first declaration is a top-level ``var x = value`` of *body* (or the
+    init of a top-level for loop, which runs whenever the loop is reached)."""
     seen: set[str] = set()
     first: set[str] = set()
     for s in body:
-        if isinstance(s, n.VarDecl) and s.name not in seen and s.init is not None:
-            first.add(s.name)
+        var = s.init if isinstance(s, n.For) else s
+        if isinstance(var, n.VarDecl) and var.name not in seen and var.init is not None:
+            first.add(var.name)
         seen.update(name for name, _ in _assignments([s]))
     return first & locals_
 

@@ -332,6 +332,15 @@ def mod(left: Any, right: Any) -> Any:
     return -remainder if left < 0 else remainder
 
 
+def increment(value: Any, delta: int) -> Any:
+    """``x++`` (*delta* 1) and ``x--`` (-1): numbers only, where ``x += 1`` would also append
+    to a string."""
+    if not _is_number(value):
+        raise CxRuntimeError(f"cannot apply '{'++' if delta > 0 else '--'}' to "
+                             f"{type_name(value)}: it counts numbers only")
+    return value + delta
+
+
 def neg(value: Any) -> Any:
     if not _is_number(value):
         raise CxRuntimeError(f"cannot negate {type_name(value)}")
@@ -638,6 +647,7 @@ PRELUDE: dict[str, Any] = {
     "cx_div": div,
     "cx_mod": mod,
     "cx_neg": neg,
+    "cx_increment": increment,
     "cx_eq": eq,
     "cx_lt": lt,
     "cx_le": le,

@@ -8,6 +8,7 @@ exactly when ``analytics`` is not a variable here.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -20,7 +21,13 @@ def every_statement(body: Sequence[n.Node]) -> Iterator[n.Node]:
     """The statements of *body* and of every block nested in it, in source order."""
     for s in body:
         yield s
-        if isinstance(s, n.ForIn | n.While):
+        if isinstance(s, n.For):
+            if s.init is not None:
+                yield s.init
+            if s.step is not None:
+                yield s.step
+            yield from every_statement(s.body)
+        elif isinstance(s, n.ForIn | n.While):
             yield from every_statement(s.body)
         elif isinstance(s, n.If):
             yield from every_statement(s.body)
@@ -30,7 +37,7 @@ def every_statement(body: Sequence[n.Node]) -> Iterator[n.Node]:
 def declared_names(body: Sequence[n.Node]) -> Iterator[str]:
     """Every name a body declares, in nested blocks too (``var`` is function-wide)."""
     for s in every_statement(body):
-        if isinstance(s, n.VarDecl | n.ForIn):
+        if isinstance(s, n.VarDecl) or (isinstance(s, n.ForIn) and s.declares):
             yield s.name
 
 
@@ -57,7 +64,9 @@ class FunctionScope:
     declared: set[str] = field(default_factory=set)
     assigned_globals: set[str] = field(default_factory=set)
     whole_numbers: frozenset[str] = frozenset()  # locals that only ever hold whole numbers
-    loop_depth: int = 0
+    # Per loop around the code being generated, innermost last: the statements a `continue`
+    # runs before it (a for loop's step; none for the other loops).
+    loop_steps: list[list[ast.stmt]] = field(default_factory=list)
     temporaries: int = 0
     reads_errors: bool = False  # the body reads ``_errors``: it handles parameters' failures
     call_sites: list[str] = field(default_factory=list)  # its calls' constants, until it ends

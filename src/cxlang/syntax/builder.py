@@ -28,6 +28,7 @@ from .nodes import (
     BoolLit,
     Break,
     Call,
+    Conditional,
     Continue,
     Emit,
     EntityDecl,
@@ -36,6 +37,7 @@ from .nodes import (
     EventWithPayload,
     Expr,
     ExprStmt,
+    For,
     ForIn,
     If,
     Index,
@@ -47,6 +49,7 @@ from .nodes import (
     NumberLit,
     ObjectLit,
     OnHandler,
+    OptionalChain,
     Param,
     Property,
     Realize,
@@ -59,9 +62,12 @@ from .nodes import (
     StringLit,
     Unary,
     UnaryOp,
+    Update,
+    UpdateOp,
     VarDecl,
     While,
     dotted_path,
+    is_optional_chain,
 )
 
 Children = list[Any]
@@ -70,7 +76,7 @@ Children = list[Any]
 REPORTS: ContextVar[list[tuple[Span, str]]] = ContextVar("cx_syntax_reports")
 
 _PRECEDENCE = {
-    "||": 1,
+    "??": 1, "||": 1,
     "&&": 2,
     "==": 3, "!=": 3,
     "<": 4, "<=": 4, ">": 4, ">=": 4,
@@ -78,7 +84,7 @@ _PRECEDENCE = {
     "*": 6, "/": 6, "%": 6,
 }
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "'": "'", "\\": "\\", "0": "\0"}
-_ESCAPE_RE = re.compile(r"\\(u[0-9A-Fa-f]{4}|u|.)")
+_ESCAPE_RE = re.compile(r"\\(u[0-9A-Fa-f]{4}|u|x[0-9A-Fa-f]{2}|x|.)")
 # Python refuses to read (or print) a decimal integer longer than this (its guard against
 # quadratic conversions, sys.get_int_max_str_digits(), 4,300 by default): a CX literal that
 # long is refused with a diagnostic rather than reaching int() and its ValueError.
@@ -97,9 +103,15 @@ class Block(NamedTuple):
 
 
 def fold_binary(items: list[Any]) -> Expr:
-    """Turn `[e0, op, e1, op, e2, ...]` into a left-associative tree by precedence."""
+    """Turn `[e0, op, e1, op, e2, ...]` into a left-associative tree by precedence.
+
+    `??` next to `||` or `&&` is refused, as JavaScript refuses it: which one applies first
+    is anybody's guess, and parentheses say it.
+    """
     operands: list[Expr] = [items[0]]
     ops: list[Tok] = []
+    logical: Tok | None = None  # the first of ?? || && (precedence 1 and 2), if any
+    mixed = False
 
     def reduce() -> None:
         right = operands.pop()
@@ -112,6 +124,14 @@ def fold_binary(items: list[Any]) -> Expr:
     for k in range(1, len(items), 2):
         op: Tok = items[k]
         prec = _PRECEDENCE[op.value]
+        if prec <= 2 and not mixed:
+            if logical is None:
+                logical = op
+            elif (op.value == "??") != (logical.value == "??"):
+                first, second = logical.value, op.value
+                report(op.span, f"cannot mix '??' with '||' or '&&' without parentheses: "
+                                f"write (a {first} b) {second} c or a {first} (b {second} c)")
+                mixed = True
         while ops and _PRECEDENCE[ops[-1].value] >= prec:
             reduce()
         ops.append(op)
@@ -135,10 +155,14 @@ def decode_string(tok: Tok) -> str:
         known = _ESCAPES.get(esc)
         if known is not None:
             return known
+        if len(esc) == 3 and esc[0] == "x":
+            return chr(int(esc[1:], 16))
         column = span.column + 1 + m.start()
         where = Span(span.line, column, span.line, column + 1 + len(esc))
         if esc == "u":
             report(where, "bad escape '\\u' in string: expected 4 hex digits, like \\u00e9")
+        elif esc == "x":
+            report(where, "bad escape '\\x' in string: expected 2 hex digits, like \\x41")
         else:
             report(where, f"unknown escape '\\{esc}' in string")
         return esc
@@ -164,6 +188,32 @@ def _stmt_span(first: Tok, last: Any) -> Span:
     return _join(first.span, last.span)
 
 
+_TARGET_VERBS = {"++": "increment", "--": "decrement"}
+
+
+def _check_target(target: Expr, op: str) -> None:
+    """Report a target `op` cannot store into: not a variable, property or index."""
+    verb = _TARGET_VERBS.get(op, "assign to")
+    side = "operand" if op in _TARGET_VERBS else "left side"
+    if isinstance(target, (Name, Member, Index)) and not is_optional_chain(target):
+        return
+    if isinstance(target, (Member, Index, OptionalChain)):
+        what = "an optional chain (a?.b)"
+    else:
+        what = "'self'" if isinstance(target, SelfRef) else "this expression"
+    report(target.span, f"cannot {verb} {what}: the {side} of '{op}' must be a variable, "
+                        "a property (a.b) or an index (a[i])")
+
+
+def _assignment(c: Children, end: Span) -> Assign:
+    """`target op value` (c[0] to c[2]) ending at *end*."""
+    target: Expr = c[0]
+    op: Tok = c[1]
+    _check_target(target, op.value)
+    return Assign(cast(AssignTarget, target), cast(AssignOp, op.value), c[2],
+                  _join(target.span, end))
+
+
 class AstBuilder:
     """One method (or itemgetter) per rule/alias of cx.lark; names must match."""
 
@@ -171,7 +221,7 @@ class AstBuilder:
     item = entity_member = stmt = unary = binary_first = service = statement_word = postfix = \
         element = kw = (
         type_name
-    ) = itemgetter(0)
+    ) = assign_op = for_init = for_test = itemgetter(0)
 
     # ---- lists
     @staticmethod
@@ -279,20 +329,13 @@ class AstBuilder:
 
     @staticmethod
     def assign_stmt(c: Children) -> Assign:
-        target: Expr = c[0]
-        if not isinstance(target, (Name, Member, Index)):
-            what = "'self'" if isinstance(target, SelfRef) else "this expression"
-            report(
-                target.span,
-                f"cannot assign to {what}: the left side of '{c[1].value}' must be a "
-                "variable, a property (a.b) or an index (a[i])",
-            )
-        return Assign(
-            cast(AssignTarget, target),
-            cast(AssignOp, c[1].value),
-            c[2],
-            _join(target.span, c[3].span),
-        )
+        return _assignment(c, c[3].span)
+
+    @staticmethod
+    def assignment(c: Children) -> Assign:
+        """An assignment without its `;`: a C-style loop's step."""
+        value: Expr = c[2]
+        return _assignment(c, value.span)
 
     @staticmethod
     def expr_stmt(c: Children) -> ExprStmt:
@@ -315,10 +358,26 @@ class AstBuilder:
         return While(c[2], block.body, _join(c[0].span, block.span))
 
     @staticmethod
-    def for_stmt(c: Children) -> ForIn:
-        name: Tok = c[3]
+    def for_in(c: Children) -> ForIn:
+        declares = len(c) == 8  # for (var name in ...)
+        name: Tok = c[3] if declares else c[2]
+        block: Block = c[-1]
+        return ForIn(name.value, c[-3], block.body, declares, name.span,
+                     _join(c[0].span, block.span))
+
+    @staticmethod
+    def for_loop(c: Children) -> For:
         block: Block = c[7]
-        return ForIn(name.value, c[5], block.body, name.span, _join(c[0].span, block.span))
+        return For(c[2], c[3], c[5], block.body, _join(c[0].span, block.span))
+
+    @staticmethod
+    def nothing(c: Children) -> None:
+        return None
+
+    @staticmethod
+    def step_expr(c: Children) -> ExprStmt:
+        expr: Expr = c[0]
+        return ExprStmt(expr, expr.span)
 
     @staticmethod
     def return_stmt(c: Children) -> Return:
@@ -350,6 +409,12 @@ class AstBuilder:
         return cast(Expr, x)
 
     @staticmethod
+    def conditional(c: Children) -> Conditional:
+        test = AstBuilder.expr(c)
+        orelse: Expr = c[4]
+        return Conditional(test, c[2], orelse, _join(test.span, orelse.span))
+
+    @staticmethod
     def binary_more(c: Children) -> list[Any]:
         left = c[0]
         if type(left) is list:
@@ -362,6 +427,22 @@ class AstBuilder:
     def unary_op(c: Children) -> Unary:
         operand: Expr = c[1]
         return Unary(cast(UnaryOp, c[0].value), operand, _join(c[0].span, operand.span))
+
+    @staticmethod
+    def prefix_update(c: Children) -> Update:
+        op: Tok = c[0]
+        target: Expr = c[1]
+        _check_target(target, op.value)
+        return Update(cast(UpdateOp, op.value), True, cast(AssignTarget, target),
+                      _join(op.span, target.span))
+
+    @staticmethod
+    def postfix_update(c: Children) -> Update:
+        target: Expr = c[0]
+        op: Tok = c[1]
+        _check_target(target, op.value)
+        return Update(cast(UpdateOp, op.value), False, cast(AssignTarget, target),
+                      _join(target.span, op.span))
 
     @staticmethod
     def service_call(c: Children) -> ServiceCall:
@@ -406,7 +487,10 @@ class AstBuilder:
 
     @staticmethod
     def paren(c: Children) -> Expr:
-        return cast(Expr, c[1])
+        inner: Expr = c[1]
+        if is_optional_chain(inner):
+            return OptionalChain(inner, _join(c[0].span, c[2].span))
+        return inner
 
     @staticmethod
     def new(c: Children) -> New:
@@ -425,18 +509,21 @@ class AstBuilder:
     def service_member(c: Children) -> Member:
         root: Tok = c[0]
         tok: Tok = c[2]
-        return Member(Name(root.value, root.span), tok.value, tok.span, _join(root.span, tok.span))
+        return Member(Name(root.value, root.span), tok.value, tok.span, False,
+                      _join(root.span, tok.span))
 
     @staticmethod
     def member(c: Children) -> Member:
         target: Expr = c[0]
         tok: Tok = c[2]
-        return Member(target, tok.value, tok.span, _join(target.span, tok.span))
+        optional = c[1].type == "QDOT"
+        return Member(target, tok.value, tok.span, optional, _join(target.span, tok.span))
 
     @staticmethod
     def index(c: Children) -> Index:
         target: Expr = c[0]
-        return Index(target, c[2], _join(target.span, c[3].span))
+        optional = len(c) == 5  # target ?. [ index ]
+        return Index(target, c[-2], optional, _join(target.span, c[-1].span))
 
     @staticmethod
     def call(c: Children) -> Call:

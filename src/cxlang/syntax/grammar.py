@@ -89,6 +89,7 @@ def _build(cache: bool | str) -> Grammar:
     words = {"NAME": "a name", "NUMBER": "a number", "STRING": "a string", END: "end of file"}
     for value, term in (*lexer.punct.items(), *lexer.keywords.items()):
         words[term] = f"'{value}'"
+    words["QDOT"] = "'?.'"  # an operator declared as a regex (see cx.lark), so not in punct
     tables = Tables.from_lark(parser, AstBuilder())
     lists = ("items", "stmts", "members")  # the statement-list rules of cx.lark
     between = frozenset(row[name] for row in tables.actions for name in lists if name in row)

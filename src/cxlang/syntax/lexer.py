@@ -29,8 +29,9 @@ ERROR = "$ERROR"
 
 # Regex terminals the scanner handles itself rather than by name.
 _SKIPPED = frozenset(("WS",))
-# Match groups that become a token as they are.
-_PLAIN = frozenset(("NAME", "PUNCT", "NUMBER", "STRING"))
+# Match groups that become a token as they are. QDOT (`?.`) is the one operator declared as a
+# regex rather than a string: it must not match before a digit.
+_PLAIN = frozenset(("NAME", "PUNCT", "NUMBER", "STRING", "QDOT"))
 
 
 class Tok(NamedTuple):

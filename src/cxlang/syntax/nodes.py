@@ -44,9 +44,10 @@ ServiceName: TypeAlias = Literal[
     "execute",
 ]
 BinaryOp: TypeAlias = Literal[
-    "||", "&&", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%"
+    "??", "||", "&&", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%"
 ]
 UnaryOp: TypeAlias = Literal["!", "-"]
+UpdateOp: TypeAlias = Literal["++", "--"]
 AssignOp: TypeAlias = Literal["=", "+=", "-=", "*=", "/=", "%="]
 EntityKind: TypeAlias = Literal["conscious", "object"]
 
@@ -156,7 +157,7 @@ class Unary(Node):
 
 @dataclass(frozen=True, slots=True)
 class Binary(Node):
-    """A binary operation; `&&` and `||` short-circuit (the compiler's business)."""
+    """A binary operation; `&&`, `||` and `??` short-circuit (the compiler's business)."""
 
     op: BinaryOp
     left: Expr
@@ -165,27 +166,61 @@ class Binary(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class Conditional(Node):
+    """`test ? then : orelse`; only the chosen branch is evaluated."""
+
+    test: Expr
+    then: Expr
+    orelse: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Update(Node):
+    """`++x`, `x--`, ...: `target` is a `Name`, `Member` or `Index` (checked); its value is
+    the new number for a prefix operator, the old one for a postfix one."""
+
+    op: UpdateOp
+    prefix: bool
+    target: AssignTarget
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Member(Node):
-    """`target.name`; `name` may be a reserved word (`e.is`, `chat.complete`)."""
+    """`target.name`, or `target?.name` when `optional`; `name` may be a reserved word
+    (`e.is`, `chat.complete`)."""
 
     target: Expr
     name: str
     name_span: Span
+    optional: bool
     span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class Index(Node):
-    """`target[index]`."""
+    """`target[index]`, or `target?.[index]` when `optional`."""
 
     target: Expr
     index: Expr
+    optional: bool
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class OptionalChain(Node):
+    """A chain with `?.` in it, in parentheses: they end the chain, so the null it may give
+    is not skipped past by what follows (`(a?.b).c` reads `c` of that null)."""
+
+    expression: Expr
     span: Span
 
 
 @dataclass(frozen=True, slots=True)
 class Call(Node):
-    """`callee(args)`; the compiler decides what is callable (`print` is a builtin)."""
+    """`callee(args)`; the compiler decides what is callable (`print` is a builtin). A method
+    call on a value, `a?.m(x)`, is optional when its callee `Member` is."""
 
     callee: Expr
     args: tuple[Expr, ...]
@@ -275,12 +310,27 @@ class While(Node):
 
 @dataclass(frozen=True, slots=True)
 class ForIn(Node):
-    """`for (var name in iterable) {...}`."""
+    """`for (var name in iterable) {...}`, or `for (name in iterable)` (no `declares`): the
+    loop assigns a variable declared before."""
 
     name: str
     iterable: Expr
     body: tuple[Stmt, ...]
+    declares: bool
     name_span: Span
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class For(Node):
+    """`for (init; condition; step) {...}`; any of the three may be missing (None). The step
+    is an assignment or an expression statement (`i++`), run after the body and on
+    `continue`."""
+
+    init: VarDecl | Assign | None
+    condition: Expr | None
+    step: Assign | ExprStmt | None
+    body: tuple[Stmt, ...]
     span: Span
 
 
@@ -369,30 +419,34 @@ class Program(Node):
 
 Expr: TypeAlias = (
     Name | SelfRef | NumberLit | StringLit | BoolLit | NullLit | ObjectLit | ArrayLit
-    | Unary | Binary | Member | Index | Call | New | ServiceCall
+    | Unary | Binary | Conditional | Update | Member | Index | OptionalChain | Call | New
+    | ServiceCall
 )
 ArrayElement: TypeAlias = Expr | LabeledElement | EventWithPayload
 AssignTarget: TypeAlias = Name | Member | Index
 Stmt: TypeAlias = (
-    VarDecl | Assign | ExprStmt | If | While | ForIn | Return | Break | Continue | Emit
+    VarDecl | Assign | ExprStmt | If | While | ForIn | For | Return | Break | Continue | Emit
 )
 Decl: TypeAlias = EntityDecl | OnHandler
 TopLevel: TypeAlias = Stmt | Decl
 
 EXPR_TYPES: tuple[type[Node], ...] = (
     Name, SelfRef, NumberLit, StringLit, BoolLit, NullLit, ObjectLit, ArrayLit,
-    Unary, Binary, Member, Index, Call, New, ServiceCall,
+    Unary, Binary, Conditional, Update, Member, Index, OptionalChain, Call, New, ServiceCall,
 )
 STMT_TYPES: tuple[type[Node], ...] = (
-    VarDecl, Assign, ExprStmt, If, While, ForIn, Return, Break, Continue, Emit,
+    VarDecl, Assign, ExprStmt, If, While, ForIn, For, Return, Break, Continue, Emit,
 )
 
 
 def dotted_path(expr: Expr) -> tuple[str, ...] | None:
-    """`a.b.c` as `("a", "b", "c")`; None if `expr` is not a plain Name/Member chain."""
+    """`a.b.c` as `("a", "b", "c")`; None if `expr` is not a plain Name/Member chain (`a?.b`
+    is none)."""
     parts: list[str] = []
     node: Expr = expr
     while isinstance(node, Member):
+        if node.optional:
+            return None
         parts.append(node.name)
         node = node.target
     if not isinstance(node, Name):
@@ -400,3 +454,16 @@ def dotted_path(expr: Expr) -> tuple[str, ...] | None:
     parts.append(node.name)
     parts.reverse()
     return tuple(parts)
+
+
+def is_optional_chain(expr: Expr) -> bool:
+    """Does the chain of reads, indexes and method calls that ends in `expr` have a `?.`?"""
+    node: Expr = expr
+    while True:
+        if isinstance(node, Call) and isinstance(node.callee, Member):
+            node = node.callee
+        if not isinstance(node, Member | Index):
+            return False
+        if node.optional:
+            return True
+        node = node.target

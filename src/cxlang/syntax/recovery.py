@@ -9,7 +9,8 @@ On an unexpected token:
    state that is between statements (block, entity body or top level), and skip tokens
    to a resynchronisation point: just after a `;`, at the `}` closing the current block,
    after a `{...}` group that ends what was skipped, or at a statement keyword that starts
-   a line.
+   a line. Inside a `for (...)` header a `;` separates its parts: the skip goes on to the
+   header's `)`, so one mistake there is one error.
 
 Acceptance is checked by simulating the action table over the state stack (no
 callbacks run; see `ParseState.accepts`), so a repair is only made if the parser will
@@ -34,7 +35,7 @@ MAX_ERRORS = 50
 # Tokens that begin an expression, and those that begin a statement or declaration.
 EXPR_START = frozenset((
     "NAME", "NUMBER", "STRING", "TRUE", "FALSE", "NULL", "SELF", "NEW", "LPAR", "LSQB",
-    "LBRACE", "BANG", "MINUS",
+    "LBRACE", "BANG", "MINUS", "PLUSPLUS", "MINUSMINUS",
     "THINK", "LEARN", "INFER", "GENERATE", "CHAT", "ADAPT", "IS", "NOT", "IAM", "AWAIT",
     "EXECUTE",
 ))
@@ -44,9 +45,10 @@ STMT_KEYWORDS = frozenset((
 ))
 # What may follow a complete operand; listed in messages only when nothing else fits.
 CONTINUATIONS = frozenset((
-    "OROR", "ANDAND", "EQEQ", "NOTEQ", "LT", "LE", "GT", "GE", "PLUS", "MINUS", "STAR",
-    "SLASH", "PERCENT", "DOT", "LPAR", "LSQB", "ASSIGN", "PLUS_ASSIGN", "MINUS_ASSIGN",
-    "STAR_ASSIGN", "SLASH_ASSIGN", "PERCENT_ASSIGN", "LBRACE",
+    "QUESTION", "QQ", "QDOT", "PLUSPLUS", "MINUSMINUS", "OROR", "ANDAND", "EQEQ", "NOTEQ",
+    "LT", "LE", "GT", "GE", "PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "DOT", "LPAR", "LSQB",
+    "ASSIGN", "PLUS_ASSIGN", "MINUS_ASSIGN", "STAR_ASSIGN", "SLASH_ASSIGN", "PERCENT_ASSIGN",
+    "LBRACE",
 ))
 # Order in which expected tokens are listed.
 _LIST_ORDER = ("SEMI", "RPAR", "RSQB", "COMMA", "COLON", "LPAR", "LBRACE")
@@ -102,17 +104,20 @@ class Recovery:
             self.errors.append((tok.span, self.message(tok, expected)))
         if tok.type == END:
             return None
-        depth = self._pop_to_statement_level()
-        return self._skip(i, depth)
+        depth, in_header = self._pop_to_statement_level()
+        return self._skip(i, depth, 1 if in_header else 0)
 
     # ------------------------------------------------------------------ resynchronisation
 
-    def _pop_to_statement_level(self) -> int:
-        """Pop to the nearest state between statements; return the '{' left open."""
+    def _pop_to_statement_level(self) -> tuple[int, bool]:
+        """Pop to the nearest state between statements; return the '{' left open, and whether
+        a `for` header was left open (its '(' popped, its ')' not)."""
         state_stack = self.state.states
         value_stack = self.state.values
         between = self.grammar.statement_states
         depth = 0
+        parens = 0  # '(' popped minus ')' popped: above a FOR, its header's is among them
+        in_header = False
         while len(state_stack) > 1 and state_stack[-1] not in between:
             state_stack.pop()
             value = value_stack.pop()
@@ -123,10 +128,17 @@ class Recovery:
                     depth += 1
                 elif value.type == "RBRACE":
                     depth -= 1
-        return max(depth, 0)
+                elif value.type == "LPAR":
+                    parens += 1
+                elif value.type == "RPAR":
+                    parens -= 1
+                elif value.type == "FOR":
+                    in_header = parens > 0
+        return max(depth, 0), in_header
 
-    def _skip(self, i: int, depth: int) -> int:
-        """Index of the token to go on from; `depth` counts '{' already open."""
+    def _skip(self, i: int, depth: int, parens: int) -> int:
+        """Index of the token to go on from; `depth` counts '{' already open, `parens` the
+        '(' of a `for` header still open (whose ';' are no statement ends)."""
         tokens = self.tokens
         accepts = self.state.accepts
         j = i
@@ -137,7 +149,9 @@ class Recovery:
                 return j
             if kind == "NAME":
                 self.skipped_names.add(tok.value)
-            if kind == "LBRACE":
+            if parens and depth == 0 and kind in ("LPAR", "RPAR"):
+                parens += 1 if kind == "LPAR" else -1
+            elif kind == "LBRACE":
                 depth += 1
             elif kind == "RBRACE":
                 if depth == 0:
@@ -149,7 +163,7 @@ class Recovery:
                     if depth == 0 and following != "SEMI" and accepts((following,)):
                         return j + 1
             elif depth == 0:
-                if kind == "SEMI":
+                if kind == "SEMI" and not parens:
                     return j + 1
                 if (
                     kind in STMT_KEYWORDS
