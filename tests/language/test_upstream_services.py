@@ -250,7 +250,7 @@ def test_local_llm_stream_emits_start_tokens_and_complete() -> None:
         'on local.llm.stream.start (e) { print("start " + e.prompt); }\n'
         'on local.llm.token (e) { print(e.index + ":" + e.token); }\n'
         'on local.llm.stream.complete (e) { print("done " + e.response); }\n'))
-    assert out == ["start a b", "0:Generated: ", "1:a ", "2:b ", "done Generated: a b "]
+    assert out == ["start a b", "0:Generated: ", "1:a ", "2:b", "done Generated: a b"]
 
 
 def test_local_llm_generate_without_a_prompt_fails() -> None:

@@ -69,7 +69,7 @@ async def test_every_method_answers_on_the_local_backend(
     await local.learn("Q4 is planned flat")
     assert len(local.memory) == 2
     pieces = [piece async for piece in local.stream("a haiku")]
-    assert pieces == ["Thought ", "about: ", "a ", "haiku "]
+    assert pieces == ["Thought ", "about: ", "a ", "haiku"]
     await rt.run_until_idle()
     assert heard == []  # values come back from the await; no completion events
 

@@ -56,9 +56,10 @@ class LocalBackend:
         return f"{_VERBS.get(request.service, 'Answered')}: {request.prompt}"
 
     async def stream(self, request: ServiceRequest) -> AsyncIterator[str]:
-        text = await self.complete(request)
-        for word in text.split(" "):
+        words = (await self.complete(request)).split(" ")
+        for word in words[:-1]:
             yield word + " "
+        yield words[-1]  # the pieces make up what complete() answers, to the character
 
     async def chat(self, request: ServiceRequest) -> str:
         return await self.complete(ServiceRequest("chat", request.properties))
