@@ -8,8 +8,10 @@ the limit; a run that got past its limit would hang until the subprocess timeout
 from __future__ import annotations
 
 import io
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,78 @@ def test_a_fan_out_through_parallel_parameters_stops_at_the_calls_limit(
         f"prog.cx: calls limit reached: {limit} service calls were in flight when a service "
         "statement began (a fan-out through handlers that call services which call them "
         "again); raise it with --max-calls (0: no limit)\n")
+
+
+# Memory that runs out, and fan-outs at a limit: the end of the run itself must hold ------------
+
+def cx_run_limited(tmp_path: Path, source: str, address_space: int,
+                   *flags: str) -> tuple[int, str]:
+    """``cx run`` under ``ulimit -v``: *address_space* bytes."""
+    program = tmp_path / "prog.cx"
+    program.write_text(source, encoding="utf-8")
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    done = subprocess.run([sys.executable, "-m", "cxlang.cli.main", "run", program.name, *flags],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=HANG,
+                          check=False, preexec_fn=limit)
+    return done.returncode, done.stderr
+
+
+GROWING = {
+    "a global object": "var a = {x: 1}; while (true) { a = { x: a, y: a }; }",
+    "a handler's local": "on go (e) { var a = {x: 1}; while (true) { a = { x: a, y: a }; } }\n"
+                         "emit go;",
+    "a global array": "var a = [1]; while (true) { a = a + a; }",
+    "a global string": 'var s = "x"; while (true) { s = s + s; }',
+}
+
+
+@pytest.mark.parametrize("source", GROWING.values(), ids=GROWING.keys())
+def test_running_out_of_memory_is_the_memory_limit(tmp_path: Path, source: str) -> None:
+    # Nothing watches (--max-memory 0): the MemoryError strikes wherever the next allocation
+    # is, with what filled memory still held, and used to end in a traceback or a crash.
+    code, err = cx_run_limited(tmp_path, source, 1_000_000_000, "--max-memory", "0",
+                               "--max-payload", "0")
+    assert code == 4, err
+    assert err == ("prog.cx: memory limit reached: the process ran out of memory; set a lower "
+                   "--max-memory, so that the watchdog stops the run first\n"), err
+
+
+def test_an_address_space_limit_stops_the_run_before_it_runs_out(tmp_path: Path) -> None:
+    # Service calls piling up in a loop that never waits: under ulimit -v, CPython crashed
+    # (exit 139) or aborted once the limit was reached; the watchdog now stops it short of it.
+    code, err = cx_run_limited(tmp_path, 'while (true) { think { prompt: "x" }; }',
+                               400_000_000, "--max-calls", "0")
+    assert code == 4, err
+    assert err.startswith("prog.cx: memory limit reached: the process's address space "
+                          "reached "), err
+    assert "(ulimit -v); raise that limit, or make the program hold less\n" in err, err
+
+
+FAN_OUT = 'on x.go (e) { var r = think { prompt: "p", a: x.go, b: x.go }; }\nemit x.go {};\n'
+
+
+@pytest.mark.parametrize("flags", [[], ["--max-calls", "0"]], ids=["default", "no calls limit"])
+def test_a_fan_out_ends_soon_after_the_time_limit(tmp_path: Path, flags: list[str]) -> None:
+    # Depth first, never waiting, it kept running (and its teardown too) 13 s past --timeout 5.
+    started = time.monotonic()
+    code, _, err = cx_run(tmp_path, FAN_OUT, "--timeout", "5", *flags)
+    took = time.monotonic() - started
+    assert code == 3, err
+    assert err.startswith("prog.cx: time limit of 5 s reached; still running: handler at "
+                          "prog.cx:1 (on x.go)"), err
+    assert took < 5 + 10, took  # it ends within seconds; 10 s is for a busy machine
+
+
+@pytest.mark.parametrize("flags", [["--latency", "1ms"], ["--max-memory", "300MB",
+                                                          "--max-calls", "0"]],
+                         ids=["calls", "memory"])
+def test_a_fan_out_that_waits_ends_at_its_limit(tmp_path: Path, flags: list[str]) -> None:
+    # At the calls limit, tearing down the calls in flight never ended (still running at 100 s).
+    code, _, err = cx_run(tmp_path, FAN_OUT, "--timeout", "30", *flags)
+    assert code == 4, err
+    limit = "calls" if "--latency" in flags else "memory"
+    assert err.startswith(f"prog.cx: {limit} limit reached: "), err
+    assert_no_python(err)

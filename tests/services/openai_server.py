@@ -40,7 +40,8 @@ class Fault:
     with no event at all; ``per_token``: embeddings as one vector per token; ``answer``: 200
     with ``data`` as the JSON body.
 
-    Hostile ones: ``raw``: 200 with ``body`` as is, of Content-Type ``content_type``;
+    Hostile ones: ``raw``: 200 with ``body`` as is, of Content-Type ``content_type`` (and
+    Content-Encoding ``encoding``, if given, whatever the request accepted);
     ``redirect``: ``status`` with a Location of ``location``; ``drip``: the usual answer (plain
     or streamed), a byte every ``seconds``; ``forever``: 200 and a chunked event stream
     (whatever the request asked for) sending ``body`` every ``seconds`` until the client
@@ -56,6 +57,7 @@ class Fault:
     data: Any = None
     body: bytes = b""
     content_type: str = "application/json"
+    encoding: str = ""
     location: str = ""
 
 
@@ -76,8 +78,8 @@ def delay(seconds: float) -> Fault:
     return Fault("delay", seconds=seconds)
 
 
-def raw(body: bytes, content_type: str = "application/json") -> Fault:
-    return Fault("raw", body=body, content_type=content_type)
+def raw(body: bytes, content_type: str = "application/json", encoding: str = "") -> Fault:
+    return Fault("raw", body=body, content_type=content_type, encoding=encoding)
 
 
 def redirect(location: str, code: int = 307) -> Fault:
@@ -271,7 +273,8 @@ class OpenAIServer:
             await _send_json(exchange, writer, 200, fault.data)
             return True
         if fault is not None and kind == "raw":
-            await _send(exchange, writer, 200, fault.body, fault.content_type)
+            await _send(exchange, writer, 200, fault.body, fault.content_type,
+                        {"Content-Encoding": fault.encoding} if fault.encoding else None)
             return True
         if fault is not None and kind == "redirect":
             await _send(exchange, writer, fault.status, b"", "text/html",

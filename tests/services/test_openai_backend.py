@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import random
@@ -694,6 +695,24 @@ async def test_an_answer_larger_than_max_response_bytes_is_refused(
         f"openai backend at {server.url}: the response to chat/completions is larger than "
         "max_response_bytes (10000 bytes), so the request was closed; if answers that large "
         "are expected, raise max_response_bytes in cx.toml")
+
+
+async def test_a_compressed_answer_is_capped_at_its_decoded_size(
+    server: OpenAIServer, settings: BackendSettings
+) -> None:
+    # 20 MB of answer in 20 kB of gzip: the cap counts what it expands to, and the request
+    # asked for no compression at all, so a server that compresses anyway is the only way.
+    text = b"a" * 20_000_000
+    bomb = gzip.compress(b'{"choices": [{"message": {"content": "' + text + b'"}}]}', 9)
+    server.always("bomb", raw(bomb, encoding="gzip"))
+    made = OpenAIBackend(replace(settings, max_response_bytes=10_000))
+    try:
+        with pytest.raises(BackendError) as caught:
+            await ask(made, think("bomb"), False)
+    finally:
+        await made.aclose()
+    assert "is larger than max_response_bytes (10000 bytes)" in str(caught.value)
+    assert server.exchanges[0].headers["accept-encoding"] == "identity"
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])

@@ -137,6 +137,9 @@ def _run(args: argparse.Namespace) -> int:
     worker = args.command == "worker"
     options.bus, options.durable, options.ack_wait = args.bus, args.durable, args.ack_wait
     options.serve, options.worker = args.serve, worker
+    # A one-shot run stopped by a limit leaves at once; one that serves ends on its time limit
+    # as a matter of course, and leaves the bus properly (its goodbye, what it still sends).
+    options.exit_when_stopped = not (worker or args.serve)
     apply_observation(args, options, worker=worker)
     _apply_limits(args, options, serving=worker or args.serve)
     if worker:

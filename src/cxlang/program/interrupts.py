@@ -16,8 +16,10 @@ code for this: a huge value keeps the loop as long, and their lines leave nothin
 A late turn is not always a stuck program: a collection of garbage among a flood of suspended
 handlers can hold the loop for a few hundred milliseconds. The time limit's alarm therefore
 stops the program only when it finds the same frame of the program's code running twice in a
-row, :data:`GRACE` apart; if the loop is still going after :data:`PATIENCE`, it is stopped
-after its current turn. The memory watchdog's signal comes only after the loop has failed to
+row, :data:`GRACE` apart; if the loop is still going :data:`PATIENCE` past the limit (by the
+clock: that collection also holds back the alarms), it is stopped at the program's next line
+if the program's code is running (a fan-out that never waits runs in ever new frames of it),
+else after its current turn. The memory watchdog's signal comes only after the loop has failed to
 act on the limit for a while, and memory may be growing fast: it stops the program at once.
 
 What is raised derives from ``SystemExit``, because asyncio lets ``SystemExit`` and
@@ -37,6 +39,7 @@ import math
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from types import CodeType, FrameType
 from typing import Any
@@ -84,7 +87,7 @@ class Interrupts:
         self._stoppable: frozenset[CodeType] = frozenset()  # where a line may raise the stop
         self._pending: RunInterrupted | None = None  # raised at the program's next line
         self._seen: FrameType | None = None  # the program's frame running at the last alarm
-        self._alarms = 0
+        self._limit_at = math.inf  # when the time limit ran out (time.monotonic)
         self._memory: LimitExceeded | None = None
         self._lock = threading.Lock()  # the watchdog's thread against install's end
         self._traced: list[FrameType] = []
@@ -124,6 +127,7 @@ class Interrupts:
         self._stoppable = host.codes | INTERRUPTIBLE  # the prelude's long loops, called by it
         self._host = host
         if math.isfinite(timeout):
+            self._limit_at = time.monotonic() + timeout
             signal.setitimer(signal.ITIMER_REAL, timeout + GRACE, GRACE)
         try:
             yield
@@ -154,14 +158,17 @@ class Interrupts:
         if self._pending is not None:
             self._stop_loop()  # the program ran no line in a whole GRACE: it is not running
             return
-        self._alarms += 1
         running = self._program_frame(frame)
         if running is not None and running is self._seen:
             self._pending = TimeLimitReached()
             self._trace(frame)
-        elif self._alarms * GRACE > PATIENCE:
+        elif time.monotonic() - self._limit_at > PATIENCE:  # by the clock: a collection of
+            # garbage among millions of objects can hold back alarms for seconds
             self._pending = TimeLimitReached()
-            self._stop_loop()
+            if running is None:
+                self._stop_loop()
+            else:  # the program's code runs on in ever new frames (a fan-out that never waits)
+                self._trace(frame)
         else:
             self._seen = running
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import signal
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, NoReturn, TextIO
 
 from ..compiler import CompiledProgram
 from ..runtime import Runtime
@@ -24,6 +26,7 @@ from .exit_codes import ExitCode
 from .host import START, ProgramHost
 from .interrupts import Interrupts, MemoryLimitReached, RunInterrupted, TimeLimitReached
 from .observation import ObservationError, RunObservation
+from .out_of_memory import OutOfMemory, is_out_of_memory, out_of_memory
 from .watchdog import MemoryWatchdog, default_max_memory
 
 __all__ = ["DEFAULT_MAX_CALLS", "DEFAULT_MAX_DEPTH", "DEFAULT_MAX_EVENTS", "DEFAULT_MAX_PAYLOAD",
@@ -66,6 +69,10 @@ class RunOptions:
     trace: str | None = None  # --trace FILE: a Chrome trace of the run (Perfetto)
     progress: bool = False  # the live status line (cx run on a terminal, not --quiet)
     loop: LoopChoice = "asyncio"  # cx run: auto (uvloop when installed)
+    # cx run: a run that a limit stopped ends the process at once, its output flushed and its
+    # trace written: cancelling what it left (a fan-out leaves millions of tasks) could take
+    # longer than the run, and memory it no longer has.
+    exit_when_stopped: bool = False
     allow_execute: bool = False  # cx run --allow-execute: `execute` may run commands
 
 
@@ -97,7 +104,14 @@ async def run_program(program: CompiledProgram, options: RunOptions,
                               allow_execute=options.allow_execute)
     host = ProgramHost(program, runtime, services, observation.out, options.err,
                        max_payload=options.max_payload, max_calls=options.max_calls)
+    memory = OutOfMemory()
+    memory.namespace = host.namespace
+    loop = asyncio.get_running_loop()
+    loop_errors = loop.get_exception_handler()
+    loop.set_exception_handler(
+        lambda loop, context: _loop_error(loop, context, memory, runtime, loop_errors))
     started = time.perf_counter()
+    timed_out = False
     watchdog = _watchdog(options, runtime, interrupts)
     observation.start(runtime)
     armed = interrupts.armed(host, options.timeout) if interrupts is not None \
@@ -119,10 +133,14 @@ async def run_program(program: CompiledProgram, options: RunOptions,
                     idle.cancel()
     except LimitExceeded:
         pass  # reported below, from the bus, which the first limit reached tripped
+    except MemoryError as exc:  # out even of the memory to report it where it struck
+        memory.release(exc)
+        runtime.bus.trip(out_of_memory())
     except BusUnavailable as exc:
         options.err.write(f"cx: {exc}\n")
         return ExitCode.BAD_PROGRAM
     except TimeoutError:
+        timed_out = True
         if interrupts is None or interrupts.stopped is None:  # else run_source reports it
             _report_time_limit(program.source.name, options, host.still_running())
         return ExitCode.TIME_LIMIT
@@ -130,22 +148,71 @@ async def run_program(program: CompiledProgram, options: RunOptions,
         host.over = True  # what fails from here on fails because the run is being torn down
         if watchdog is not None:
             watchdog.stop()
+        stop = interrupts.stopped if interrupts is not None else None
+        if options.exit_when_stopped and (timed_out or stop or runtime.bus.tripped):
+            code = ExitCode.TIME_LIMIT if timed_out else ExitCode.LIMIT
+            if stop is not None:  # interrupted in this task: run_source will not hear of it
+                code = _report_stop(stop, program.source.name, options)
+            elif not timed_out and runtime.bus.tripped is not None:
+                _report_limit(runtime.bus.tripped, program.source.name, options)
+            host.halt()
+            observation.stop()
+            if runtime.observer is not None:
+                runtime.observer.close()  # the trace file
+            _exit_now(code, options)
         for call in list(host.calls):
             call.cancel()
         observation.stop()
         await runtime.aclose()
         await backend.aclose()
+        if not memory.ran_out:  # else tasks that ran out may still be collected: stay quiet
+            loop.set_exception_handler(loop_errors)
+        memory.close()
         options.out.flush()
         if options.stats:
             mode = "sequential" if options.sequential else "parallel"
             elapsed = (time.perf_counter() - started) * 1000
-            loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+            kind = type(loop).__module__.split(".")[0]
             options.err.write(f"cx: {program.source.name} ran in {elapsed:.1f} ms ({mode}, "
-                              f"{runtime.bus.handled} events, {loop} loop)\n")
+                              f"{runtime.bus.handled} events, {kind} loop)\n")
     if runtime.bus.tripped is not None:
         _report_limit(runtime.bus.tripped, program.source.name, options)
         return ExitCode.LIMIT
     return ExitCode.RUNTIME_ERROR if host.errors else ExitCode.OK
+
+
+def _loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any], memory: OutOfMemory,
+                runtime: Runtime, previous: Any) -> None:
+    """The event loop's exception handler during a run: a task or callback that ran out of
+    memory stops the run on the memory limit (reported once, as any limit), never a log of
+    "exception was never retrieved"; anything else is reported as before."""
+    exc = context.get("exception")
+    if is_out_of_memory(exc):
+        memory.release(exc)
+        runtime.bus.trip(out_of_memory())
+    elif previous is not None:
+        previous(loop, context)
+    else:
+        loop.default_exception_handler(context)
+
+
+def _exit_now(code: ExitCode, options: RunOptions) -> NoReturn:
+    """End the process with *code*, its output flushed, leaving what is still running as it
+    is (:attr:`RunOptions.exit_when_stopped`)."""
+    for stream in (options.out, options.err, sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _report_stop(stop: RunInterrupted, name: str, options: RunOptions) -> ExitCode:
+    """Report a run the interrupts stopped; its exit code."""
+    if isinstance(stop, MemoryLimitReached):
+        _report_limit(stop.limit, name, options)
+        return ExitCode.LIMIT
+    assert isinstance(stop, TimeLimitReached)  # the only other way a run is stopped
+    _report_time_limit(name, options, stop.running)
+    return ExitCode.TIME_LIMIT
 
 
 def _report_time_limit(name: str, options: RunOptions, running: list[str]) -> None:
@@ -224,25 +291,27 @@ def run_source(text: str, filename: str, options: RunOptions) -> ExitCode:
         options.err.write(f"cx: {exc}\n")
         return ExitCode.BAD_PROGRAM
     interrupts = Interrupts()
-    with interrupts.install(), asyncio.Runner(loop_factory=factory) as runner:
-        try:
-            code = runner.run(run_program(program, options, interrupts))
-        except (RunInterrupted, RuntimeError, asyncio.CancelledError):
-            # Interrupted; or, the loop stopped after a turn, "stopped before the future
-            # completed" (or, on uvloop, after the cancelled main task ended): same report.
-            if interrupts.stopped is None:
-                raise
-        else:
-            if interrupts.stopped is None:
-                return code
-        stop = interrupts.stopped
-        if isinstance(stop, MemoryLimitReached):
-            _report_limit(stop.limit, filename, options)
-        else:
-            assert isinstance(stop, TimeLimitReached)  # the only other way a run is stopped
-            _report_time_limit(filename, options, stop.running)
-        _wind_down(runner.get_loop())
-        return ExitCode.LIMIT if isinstance(stop, MemoryLimitReached) else ExitCode.TIME_LIMIT
+    try:
+        with interrupts.install(), asyncio.Runner(loop_factory=factory) as runner:
+            try:
+                code = runner.run(run_program(program, options, interrupts))
+            except (RunInterrupted, RuntimeError, asyncio.CancelledError):
+                # Interrupted; or, the loop stopped after a turn, "stopped before the future
+                # completed" (or, on uvloop, after the cancelled main task ended): same report.
+                if interrupts.stopped is None:
+                    raise
+            else:
+                if interrupts.stopped is None:
+                    return code
+            code = _report_stop(interrupts.stopped, filename, options)
+            if options.exit_when_stopped:
+                _exit_now(code, options)
+            _wind_down(runner.get_loop())
+            return code
+    except MemoryError as exc:  # out of memory while ending the run: what it held is gone now
+        traceback.clear_frames(exc.__traceback__)
+        _report_limit(out_of_memory(), filename, options)
+        return ExitCode.LIMIT
 
 
 _WIND_DOWN = 5.0  # seconds for a stopped run's cancelled tasks to end (they take milliseconds)

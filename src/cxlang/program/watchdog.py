@@ -7,18 +7,26 @@ allocation happens to be (often inside asyncio). Why not ``tracemalloc``: it slo
 allocation. The watchdog reads the resident set size from ``/proc/self/statm`` a few times a
 second on a thread of its own; past the bound it trips the bus (a clean stop) and, if the event
 loop is busy in a loop that never waits, interrupts the main thread as the time limit does.
+
+A process may also have an address-space limit of its own (``ulimit -v``, RLIMIT_AS). Past it
+every allocation fails, and CPython does not always survive that: it can abort while raising
+the ``MemoryError`` itself, or crash in asyncio's cleanup. So while it watches, the watchdog
+also stops the run when the address space comes within :func:`address_space_headroom` of that
+limit: the run ends on cxlang's limit, with room left to end it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import threading
 from collections.abc import Callable
 
 from ..runtime.limits import LimitExceeded
 
-__all__ = ["CHECK_INTERVAL", "MemoryWatchdog", "default_max_memory", "resident_bytes"]
+__all__ = ["CHECK_INTERVAL", "MemoryWatchdog", "address_space_headroom", "address_space_limit",
+           "default_max_memory", "resident_bytes"]
 
 CHECK_INTERVAL = 0.05  # seconds between reads: ~20 us each, and growth past the bound is small
 _STATM = "/proc/self/statm"
@@ -27,11 +35,31 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 def resident_bytes() -> int | None:
     """This process's resident set size now, or None where ``/proc`` is not available."""
+    sizes = _sizes()
+    return None if sizes is None else sizes[1]
+
+
+def _sizes() -> tuple[int, int] | None:
+    """This process's address space and resident set size now, in bytes (one read)."""
     try:
         with open(_STATM, "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE
+            fields = statm.read().split()
+            return int(fields[0]) * _PAGE, int(fields[1]) * _PAGE
     except (OSError, IndexError, ValueError):
         return None
+
+
+def address_space_limit() -> int | None:
+    """The process's address-space limit (``ulimit -v``) in bytes; None when it has none."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def address_space_headroom(limit: int) -> int:
+    """How far below an address-space limit the watchdog stops the run: what a program that
+    never waits can add before the watchdog's interrupt lands (about half a second), and what
+    stopping the run takes."""
+    return max(128 * 2**20, limit // 4)
 
 
 def default_max_memory() -> int | None:
@@ -48,7 +76,8 @@ class MemoryWatchdog:
 
     *trip* is called on the event loop's thread with the :class:`LimitExceeded`; *interrupt*,
     called from the watchdog's thread a moment later and every moment after, until the run
-    stops, must make the main thread stop (the program layer signals it).
+    stops, must make the main thread stop (the program layer signals it). The address-space
+    limit, if the process has one, is read once, here.
     """
 
     def __init__(
@@ -66,6 +95,7 @@ class MemoryWatchdog:
         self.interrupt = interrupt
         self.hint = hint
         self.peak = 0
+        self.address_space = address_space_limit()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="cx-memory-watchdog",
                                         daemon=True)
@@ -80,16 +110,31 @@ class MemoryWatchdog:
             self._thread.join()
 
     def _watch(self) -> None:
-        while not self._stop.wait(CHECK_INTERVAL):
-            size = resident_bytes() or 0
-            self.peak = max(self.peak, size)
-            if size > self.limit:
-                self._over(size)
-                return
+        try:
+            while not self._stop.wait(CHECK_INTERVAL):
+                space, size = _sizes() or (0, 0)
+                self.peak = max(self.peak, size)
+                exc = self._exceeded(space, size)
+                if exc is not None:
+                    self._over(exc)
+                    return
+        except MemoryError:
+            return  # the main thread runs out too, and reports it
 
-    def _over(self, size: int) -> None:
-        exc = LimitExceeded("memory", f"the process holds {size / 2**20:,.0f} MiB (the limit "
-                            f"is {self.limit / 2**20:,.0f} MiB)", self.limit, self.hint)
+    def _exceeded(self, space: int, size: int) -> LimitExceeded | None:
+        if size > self.limit:
+            return LimitExceeded("memory", f"the process holds {size / 2**20:,.0f} MiB (the "
+                                 f"limit is {self.limit / 2**20:,.0f} MiB)", self.limit,
+                                 self.hint)
+        ceiling = self.address_space
+        if ceiling is not None and space > ceiling - address_space_headroom(ceiling):
+            return LimitExceeded("memory", f"the process's address space reached "
+                                 f"{space / 2**20:,.0f} MiB, near its limit of "
+                                 f"{ceiling / 2**20:,.0f} MiB (ulimit -v)", 0,
+                                 "raise that limit, or make the program hold less")
+        return None
+
+    def _over(self, exc: LimitExceeded) -> None:
         try:
             self.loop.call_soon_threadsafe(self.trip, exc)
         except RuntimeError:

@@ -113,7 +113,11 @@ class OpenAIBackend:
                                           base_delay=settings.retry_delay,
                                           max_delay=max(8.0, settings.retry_delay))
         self._slots = asyncio.Semaphore(settings.max_concurrency)
-        headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        # No compression: a small compressed body could expand far past max_response_bytes
+        # in one decoded chunk (a server that compresses anyway is still capped as decoded).
+        headers = {"Accept-Encoding": "identity"}
+        if settings.api_key:
+            headers["Authorization"] = f"Bearer {settings.api_key}"
         self._client = httpx.AsyncClient(
             base_url=settings.base_url + "/",
             headers=headers,
@@ -276,8 +280,8 @@ class OpenAIBackend:
                                ) from None
 
     async def _capped(self, response: httpx.Response, path: str) -> AsyncIterator[bytes]:
-        """The response's body, failing (and so closing the request) once it brings more
-        than ``max_response_bytes``: a server may send an answer without end."""
+        """The response's body, decoded, failing (and so closing the request) once it brings
+        more than ``max_response_bytes``: a server may send an answer without end."""
         received = 0
         async for chunk in response.aiter_bytes():
             received += len(chunk)
