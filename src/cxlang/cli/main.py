@@ -28,7 +28,7 @@ from ..services import BackendSettings, ConfigError, backend_names, load_setting
 from ..services.availability import backend_statuses, render_statuses
 from ..services.execute import ALLOW_FLAG
 from ..syntax import CxError
-from . import golden, trace_command
+from . import golden, graph_command, trace_command
 from .durations import duration, time_limit
 from .observing import add_observation_arguments, apply_observation
 from .quantities import count, size
@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.set_defaults(sequential=False, stats=False, serve=True)
     trace_command.add_parser(commands)
     golden.add_parser(commands)
+    graph_command.add_parser(commands)
 
     check = commands.add_parser("check", help="parse and compile programs, print diagnostics")
     check.add_argument("files", nargs="+", help="programs to check")
@@ -280,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         return trace_command.run(args)
     if args.command == "test":
         return golden.run(args)
+    if args.command == "graph":
+        return graph_command.run(args)
     if args.command == "backends":
         return _backends(args)
     parser.print_help()

@@ -63,22 +63,6 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-def _event_path(node: n.Node) -> tuple[str, ...] | None:
-    """``a.b.c`` (or ``self.b.c``) as ``("a", "b", "c")``; None if *node* is anything else."""
-    parts: list[str] = []
-    while isinstance(node, n.Member):
-        parts.append(node.name)
-        node = node.target
-    if isinstance(node, n.Name):
-        parts.append(node.name)
-    elif isinstance(node, n.SelfRef):
-        parts.append("self")
-    else:
-        return None
-    parts.reverse()
-    return tuple(parts)
-
-
 @dataclass(frozen=True, slots=True)
 class HandlerInfo:
     """An ``on`` handler: its pattern and the generated function that implements it."""
@@ -908,6 +892,12 @@ class _Generator:
                 if prop.key == "handlers":
                     self.handlers_list(prop, scope, pairs, completions)
                     continue
+                if prop.key == "tools" and isinstance(prop.value, n.ArrayLit):
+                    keys.append(_const(prop.key))
+                    values.append(self.tool_list(prop.value, scope))
+                    facts.append(PropertyFact(prop.key, prop.key_span, NOT_LITERAL,
+                                              prop.value.span))
+                    continue
                 event = self.event_reference(prop.value, scope)
                 if event is not None:
                     self.add_parameter(pairs, prop.key, event, prop.key_span)
@@ -979,7 +969,7 @@ class _Generator:
             path: tuple[str, ...] | None = tuple(target.value.split(".")) \
                 if _EVENT_NAME.fullmatch(target.value) else None
         else:
-            path = _event_path(target)
+            path = n.event_path(target)
             if path is not None and len(path) == 1 and scope.is_variable(path[0]):
                 path = None  # a variable alone is a value, not an event
         if path is None:
@@ -988,6 +978,27 @@ class _Generator:
             return None
         event = ".".join(path)
         return event if self.valid_event(event, target.span) else None
+
+    def tool_list(self, value: n.ArrayLit, scope: FunctionScope) -> ast.expr:
+        """``tools: [ weather.lookup { description: "..." }, clock.now ]``: the events whose
+        handlers a model may call, as data for the service, each ``{ event: "weather.lookup",
+        description, parameters }`` (what the entry's object says). Entries are event names
+        as in a handlers list."""
+        tools: list[ast.expr] = []
+        for element in value.elements:
+            if isinstance(element, n.LabeledElement):
+                self.error("a tool is an event, like weather.lookup { description: \"...\" }",
+                           element.span)
+                continue
+            event = self.handler_entry(element, scope)
+            if event is None:
+                continue
+            properties = element.payload.properties \
+                if isinstance(element, n.EventWithPayload) else ()
+            tools.append(_at(ast.Dict(
+                [_const("event"), *(_const(p.key) for p in properties)],
+                [_const(event), *(self.expr(p.value, scope) for p in properties)]), element.span))
+        return ast.List(tools, ast.Load())
 
     def handlers_list(self, prop: n.Property, scope: FunctionScope,
                       pairs: list[tuple[str, str, n.Span]],

@@ -456,6 +456,25 @@ def dotted_path(expr: Expr) -> tuple[str, ...] | None:
     return tuple(parts)
 
 
+def event_path(node: Node) -> tuple[str, ...] | None:
+    """An entry of a handlers or tools list as an event name: `a.b.c` (or `self.b.c`, or a
+    chain rooted at a statement word) as `("a", "b", "c")`; None for anything else."""
+    parts: list[str] = []
+    while isinstance(node, Member):
+        if node.optional:
+            return None
+        parts.append(node.name)
+        node = node.target
+    if isinstance(node, Name):
+        parts.append(node.name)
+    elif isinstance(node, SelfRef):
+        parts.append("self")
+    else:
+        return None
+    parts.reverse()
+    return tuple(parts)
+
+
 def is_optional_chain(expr: Expr) -> bool:
     """Does the chain of reads, indexes and method calls that ends in `expr` have a `?.`?"""
     node: Expr = expr
