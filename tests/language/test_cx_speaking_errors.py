@@ -5,8 +5,15 @@ kinds by CX names, and never Python's advice (``sys.set_int_max_str_digits()``),
 from __future__ import annotations
 
 import io
+from pathlib import Path
+from typing import NoReturn
 
+import pytest
+
+from cxlang.cli.main import main
+from cxlang.compiler import prelude
 from cxlang.program import RunOptions, run_source
+from cxlang.program.host import ProgramHost
 
 from ._helpers import FILENAME, leaks, run
 
@@ -132,3 +139,57 @@ def test_a_value_the_model_cannot_read_fails_the_call_in_cx_words() -> None:
         "model: it contains itself, is nested too deeply or holds a number too long to write; "
         "pass a simpler value (nothing handles it: add on thinking.error)\n")
     assert speaks_cx(err.getvalue(), source)
+
+
+def _internal_fault(*args: object) -> NoReturn:
+    raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
+
+
+INTERNAL_OF = "internal error of cxlang (not a mistake in the program)"
+ADVICE = "run again with --log-level debug for the details, and please report it"
+
+
+@pytest.mark.parametrize("log_level", [[], ["--log-level", "info"]], ids=["default", "info"])
+def test_a_fault_inside_cxlang_is_told_at_its_cx_position_without_python(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    log_level: list[str],
+) -> None:
+    monkeypatch.setattr(ProgramHost, "print", _internal_fault)
+    program = tmp_path / "prog.cx"
+    program.write_text("var a = 1;\nprint(a);\n", encoding="utf-8")
+    assert main(["run", str(program), *log_level]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        f"{program}:2:1: {INTERNAL_OF} at the top level: {ADVICE}",
+        "    print(a);", "    ^~~~~~~~"]
+    assert "TypeError" not in captured.err and "NoneType" not in captured.err
+
+
+def test_the_python_traceback_of_a_fault_inside_cxlang_is_logged_at_debug_level(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ProgramHost, "print", _internal_fault)
+    program = tmp_path / "prog.cx"
+    program.write_text("print(1);\n", encoding="utf-8")
+    assert main(["run", str(program), "--log-level", "debug"]) == 1
+    err = capsys.readouterr().err
+    assert "cx: DEBUG cxlang.program: internal error at the top level\nTraceback" in err
+    assert "TypeError: unsupported operand type(s)" in err
+    assert err.endswith(f"{INTERNAL_OF} at the top level: {ADVICE}\n    print(1);\n"
+                        "    ^~~~~~~~\n")
+
+
+def test_system_error_tells_a_fault_inside_cxlang_without_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(prelude.PRELUDE, "cx_typeof", _internal_fault)
+    source = ("on go (e) { var t = typeof(e); }\n"
+              "on system.error (e) { print(e.payload.type, \"/\", e.payload.error); }\n"
+              "emit go;\n")
+    result = run(source)
+    assert result.code == 1
+    assert result.out_lines == [
+        f"internal error / {INTERNAL_OF}: {ADVICE}"]
+    assert result.err.startswith(
+        f"prog.cx:1:21: {INTERNAL_OF} in a handler of 'go' (handling 'go'): {ADVICE}")
+    assert speaks_cx(result.out + result.err, source)

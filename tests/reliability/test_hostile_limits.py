@@ -211,3 +211,21 @@ def test_a_fan_out_that_waits_ends_at_its_limit(tmp_path: Path, flags: list[str]
     limit = "calls" if "--latency" in flags else "memory"
     assert err.startswith(f"prog.cx: {limit} limit reached: "), err
     assert_no_python(err)
+
+
+def test_a_fan_out_at_the_calls_limit_ends_in_the_library_too(tmp_path: Path) -> None:
+    # cx run leaves the process at a limit; run_source closes the runtime, whose teardown of
+    # the calls in flight never ended. A subprocess, so that a hang is bounded.
+    script = ("import sys\n"
+              "from cxlang.program import RunOptions, run_source\n"
+              f"code = run_source({FAN_OUT!r}, 'prog.cx', RunOptions(latency=0.001, "
+              "max_calls=300, err=sys.stdout))\n"
+              "print('exit', int(code))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=HANG, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "prog.cx: calls limit reached: 300 service calls were in flight when the think call "
+        "at prog.cx:1:23 began (a fan-out through handlers that call services which call them "
+        "again); raise it with --max-calls (0: no limit)\nexit 4\n"), done.stdout
+    assert done.stderr == ""

@@ -430,3 +430,25 @@ async def test_waiting_outside_a_branch_is_harmless(rt: cxlang.Runtime) -> None:
         rt.emit("job.run")
         await rt.run_until_idle()
     assert seen == ["done"]
+
+
+async def test_closing_ends_while_cancelled_handlers_drain_their_own_calls() -> None:
+    # aclose() and a cancelled handler's own call both waited for that call to drain: the
+    # second wait replaced the first's future, which then never resolved (a hang at close).
+    rt = cxlang.Runtime()
+    ready = asyncio.Event()
+
+    async def fan_out(event: cxlang.Event) -> None:
+        depth = event.payload["depth"]
+        if depth == 0:
+            ready.set()
+            await asyncio.Event().wait()
+        await rt.parallel({"a": "x.go", "b": "x.go"}, {"depth": depth - 1}, timeout=math.inf)
+
+    rt.on("x.go", fan_out, inline=True)
+    call = asyncio.ensure_future(rt.parallel({"top": "x.go"}, {"depth": 4}, timeout=math.inf))
+    await ready.wait()
+    await asyncio.sleep(0.01)  # every leaf is waiting
+    await asyncio.wait_for(rt.aclose(), 60)
+    res = await asyncio.wait_for(call, 60)
+    assert res.failures["top"].kind == "cancelled"

@@ -414,8 +414,9 @@ class ProgramHost:
                 "program emits faster than its handlers finish")
         if getattr(exc, "message_is_complete", False):  # CX errors, and those of other nodes
             return "runtime error", describe(exc)
-        # A Python exception here is a fault of cxlang, not of the program: said as it is.
-        return "internal error", f"{type(exc).__name__}: {describe(exc)}"
+        # A Python exception here is a fault of cxlang, not of the program. Its Python text
+        # means nothing to a CX user: it goes to the debug log (report), where the user is sent.
+        return "internal error", _INTERNAL
 
     def _handler_failed(self, event: Event, sub: Subscription, exc: BaseException) -> None:
         self.report(exc, f"in a handler of {sub.pattern.text!r} (handling {event.name!r})")
@@ -468,7 +469,12 @@ class ProgramHost:
             if place in self._queue_full_at:
                 return  # every emit there fails alike until the queue drains: said once
             self._queue_full_at.add(place)
-        text = f"runtime error {where}: {self._error_words(exc)[1]}"
+        kind, message = self._error_words(exc)
+        if kind == "internal error":
+            logger.debug("internal error %s", where, exc_info=exc)
+            text = f"{_INTERNAL_OF} {where}: {_INTERNAL_ADVICE}"
+        else:
+            text = f"runtime error {where}: {message}"
         if frames:
             frame = frames[-1]
             line = frame.lineno or 1
@@ -480,6 +486,10 @@ class ProgramHost:
             self.err.write(f"{source.name}: {text}\n")
         self.err.flush()
 
+
+_INTERNAL_OF = "internal error of cxlang (not a mistake in the program)"
+_INTERNAL_ADVICE = "run again with --log-level debug for the details, and please report it"
+_INTERNAL = f"{_INTERNAL_OF}: {_INTERNAL_ADVICE}"
 
 _KINDS = {"error": "an error", "timeout": "timed out", "no_handler": "no handler",
           "cancelled": "cancelled"}

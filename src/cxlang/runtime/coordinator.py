@@ -643,9 +643,14 @@ class _Handlers:
         cancelled thread handler whose thread still runs is not waited for."""
         cancelled = False
         while self.running > self.lingering:
-            self._drained = self.loop.create_future()
+            # Callers may drain at once (the call's own wait() when cancelled, and
+            # Runtime.aclose()): they share one future, for _settle resolves only the latest,
+            # and a shield, so that one cancelled waiter does not cancel it under the others.
+            drained = self._drained
+            if drained is None or drained.done():
+                drained = self._drained = self.loop.create_future()
             try:
-                await self._drained
+                await asyncio.shield(drained)
             except asyncio.CancelledError:
                 cancelled = True  # keep waiting; the cancellation goes on once they have ended
         if cancelled:
