@@ -2,25 +2,32 @@
 
 No message commands a process: ``system.*`` stays in its own process on every path (a plain
 publish, a call request, a durable event), and a malformed or over-deep message is dropped and
-told (once, then counted), never a traceback and never a stopped process.
+told (once, then counted), never a traceback and never a stopped process. A call takes its
+reply from the member it called only, and a peer's announcements cannot remove a live member
+or cost more than their own units, failing at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 import cxlang
 from cxlang.runtime.coordinator import BranchFailed
 from cxlang.runtime.distributed.codec import MAX_NESTING, decode_reply
 from cxlang.runtime.distributed.drops import INTERVAL, DroppedEvents
+from cxlang.runtime.distributed.transport import NatsTransport
 
+from .children import children
 from .nats_server import NatsServer
 
 
@@ -54,8 +61,9 @@ async def test_no_peer_shuts_a_process_down_or_writes_to_its_console(
         await asyncio.sleep(0.1)  # the subscriptions reach the server
         await peer.publish("system.shutdown", b"{}")
         await peer.publish("system.console.write", b'{"text": "pwned"}')
+        member = rt.bus.transport.origin  # type: ignore[union-attr]
         for name in ("system.shutdown", "system.console.write"):
-            reply = await peer.request(f"_CX.call.workers.{name}", b"{}", timeout=5,
+            reply = await peer.request(f"_CX.call.workers.{member}.{name}", b"{}", timeout=5,
                                        headers={"Cx-Id": "x", "Cx-Time": "1", "Cx-Handler": "0"})
             with pytest.raises(BranchFailed, match="a system event: its handlers serve their "
                                                    "own process only"):
@@ -198,7 +206,9 @@ async def test_a_malformed_durable_event_is_told_once_and_never_comes_back(
     b'{"member": "m1", "group": "g", "patterns": ["_CX.call.>"]}',
     b'{"member": "m1", "group": "g h", "patterns": ["job.run"]}',
     b'{"member": "m1", "group": "g", "patterns": "job.run"}',
-], ids=["no object", "deep", "empty pattern", "system", "cxlang's own", "bad group", "no list"])
+    b'{"member": "m2", "group": "g", "patterns": ["job.run"]}',
+], ids=["no object", "deep", "empty pattern", "system", "cxlang's own", "bad group", "no list",
+        "another member's"])
 async def test_a_malformed_announcement_changes_nothing_and_is_told(
     nats_server: NatsServer, peer: Client, caplog: pytest.LogCaptureFixture,
     announcement: bytes,
@@ -209,8 +219,113 @@ async def test_a_malformed_announcement_changes_nothing_and_is_told(
             assert rt.bus.transport is not None
             directory = rt.bus.transport.directory  # type: ignore[attr-defined]
             before = directory.members
-            await peer.publish("_CX.presence", announcement)
+            await peer.publish("_CX.presence.g.m1", announcement)
             await until(lambda: "announcement" in caplog.text)
             assert directory.members == before
     assert "an announcement of who serves what from another process dropped: malformed" \
         in caplog.text
+
+
+def transport_of(rt: cxlang.Runtime) -> NatsTransport:
+    transport = rt.bus.transport
+    assert isinstance(transport, NatsTransport)
+    return transport
+
+
+async def slow_real(event: cxlang.Event) -> str:
+    await asyncio.sleep(0.1)
+    return "real"
+
+
+async def test_a_peer_answering_every_call_at_once_does_not_beat_the_member_called(
+    nats_server: NatsServer, peer: Client, caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def forge(msg: Msg) -> None:  # overhears every call and answers first
+        await msg.respond(b'{"value": "FORGED"}')
+        await peer.publish(msg.reply, b'{"value": "FORGED"}', headers={"Cx-Member": "x"})
+
+    await peer.subscribe("_CX.call.>", cb=forge)
+    with caplog.at_level(logging.ERROR, logger="cxlang.distributed"):
+        async with cxlang.Runtime(bus=nats_server.url, group="workers") as worker, \
+                cxlang.Runtime(bus=nats_server.url, group="apps") as app:
+            worker.on("job.run", slow_real)
+            await worker.connect()
+            await app.connect()
+            await until(lambda: bool(transport_of(app).remote_handlers("job.run")))
+            results = [await app.parallel({"r": "job.run"}, {}, timeout=5) for _ in range(3)]
+    assert [r.payload for r in results] == [{"r": "real"}] * 3
+    assert "a reply to a call from another process dropped: it did not come from the member " \
+           "the call was sent to" in caplog.text
+
+
+async def test_a_forged_leaving_does_not_remove_a_live_member(
+    nats_server: NatsServer, peer: Client, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="cxlang.distributed"):
+        async with cxlang.Runtime(bus=nats_server.url, group="workers") as worker, \
+                cxlang.Runtime(bus=nats_server.url, group="apps") as app:
+            worker.on("job.run", slow_real)
+            await worker.connect()
+            await app.connect()
+            member = transport_of(worker).origin
+            directory = transport_of(app).directory
+            await until(lambda: member in directory.members)
+            leaving = json.dumps({"member": member, "group": "workers", "leaving": True,
+                                  "patterns": []}).encode()
+            # On the forger's own subject: not believed at all.
+            await peer.publish("_CX.presence.evil.forger", leaving)
+            await peer.flush()
+            await until(lambda: "made on another subject" in caplog.text)
+            assert member in directory.members
+            # On the member's own subject (which only permissions can reserve): the member
+            # hears a leaving it did not say, and announces itself again.
+            await peer.publish(f"_CX.presence.workers.{member}", leaving)
+            await until(lambda: "it was made in this process's name" in caplog.text)
+            await until(lambda: member in directory.members)
+            res = await app.parallel({"r": "job.run"}, {}, timeout=5)
+    assert res.payload == {"r": "real"}
+
+
+async def test_a_forged_member_serving_everything_costs_only_its_own_units_at_once(
+    nats_server: NatsServer, peer: Client,
+) -> None:
+    async with cxlang.Runtime(bus=nats_server.url, group="workers") as worker, \
+            cxlang.Runtime(bus=nats_server.url, group="apps") as app:
+        worker.on("job.run", slow_real)
+        await worker.connect()
+        await app.connect()
+        directory = transport_of(app).directory
+        everything = ["any", "any.any", "any.any.any"]
+        for member, group in (("forged-1", "evil"), ("forged-2", "workers")):
+            await peer.publish(f"_CX.presence.{group}.{member}", json.dumps(
+                {"member": member, "group": group, "patterns": everything}).encode())
+        await until(lambda: {"forged-1", "forged-2"} <= directory.members)
+        # Nobody subscribes to the forged members' call subjects: "no responders", at once,
+        # where a timeout of 30 s would have been waited out.
+        first = await asyncio.wait_for(app.parallel({"r": "job.run"}, {}, timeout=30), 10)
+        again = await asyncio.wait_for(app.parallel({"r": "job.run"}, {}, timeout=30), 10)
+    assert "real" in first.payload["r"]
+    assert all(v in ("real", None) for v in first.payload["r"])
+    assert first.failures["r"].kind == "no_handler"
+    assert again.payload == {"r": "real"}  # the forged members are forgotten
+    assert not {"forged-1", "forged-2"} & directory.members
+
+
+async def test_a_python_workers_error_reaches_a_cx_program_in_cx_words(
+    nats_server: NatsServer, tmp_path: Path,
+) -> None:
+    program = tmp_path / "main.cx"
+    program.write_text('var r = think { prompt: "p", stock: stock.check };\n'
+                       'print(r._errors.stock.type + ": " + r._errors.stock.message);\n',
+                       encoding="utf-8")
+    async with cxlang.Runtime(bus=nats_server.url, group="py-workers") as worker:
+        @worker.on("stock.check")
+        async def check(event: cxlang.Event) -> None:
+            raise LookupError("the stock ran out")
+
+        await worker.connect()
+        with children() as start:
+            run = start("run", program, "--bus", nats_server.url, "--timeout", "20s")
+            assert await asyncio.to_thread(run.wait_exit) == 0, run.lines("err")
+    assert run.lines() == ["error: the stock ran out"]
+    assert run.lines("err") == []

@@ -1,6 +1,7 @@
 """NATS's own security is the bus's: a real nats-server with docs/nats-permissions.conf, the
 example deployment docs/security.md describes. A peer without permission cannot call, serve,
-announce itself, or read calls meant for others; the processes that may, work as before."""
+announce itself, speak for a member, or read calls meant for others; the processes that may,
+work as before."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from nats.aio.msg import Msg
 import cxlang
 from cxlang.runtime.distributed import BusUnavailable
 from cxlang.runtime.distributed.credentials import connect_options, shown
+from cxlang.runtime.distributed.transport import NatsTransport
 
 from .children import children
 from .nats_server import NatsServer, require_binary
@@ -32,6 +34,18 @@ def guarded(tmp_path: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.stop()
+
+
+def transport_of(rt: cxlang.Runtime) -> NatsTransport:
+    transport = rt.bus.transport
+    assert isinstance(transport, NatsTransport)
+    return transport
+
+
+def leaving(member: str) -> bytes:
+    """A worker's "I am leaving", as a forger would write it."""
+    return json.dumps({"member": member, "group": "workers", "leaving": True,
+                       "patterns": []}).encode()
 
 
 def as_user(server: NatsServer, user: str) -> str:
@@ -59,25 +73,62 @@ async def test_a_guest_cannot_forge_serve_or_command_while_workers_and_apps_work
         worker.on("job.run", lambda e: "real", inline=True)
         await worker.connect()
         await app.connect()
+        member = transport_of(worker).origin
         await asyncio.sleep(0.2)  # the worker's announcement reaches the app
         # The guest tries what a forger would: read calls, answer them, announce itself as
-        # serving job.run, call the workers, shut a process down.
+        # serving job.run, say the worker left, call the workers, shut a process down.
         async def answer(msg: Msg) -> None:
             await msg.respond(b'{"value": "FORGED"}')
 
         await client.subscribe("_CX.call.>", cb=answer)
-        forged = {"member": "forger", "group": "evil", "patterns": ["job.run"]}
-        await client.publish("_CX.presence", json.dumps(forged).encode())
+        await client.subscribe(f"_CX.call.workers.{member}.>", cb=answer)
+        await client.publish("_CX.presence.evil.forger", json.dumps(
+            {"member": "forger", "group": "evil", "patterns": ["job.run"]}).encode())
+        await client.publish(f"_CX.presence.workers.{member}", leaving(member))
         await client.publish("system.shutdown", b"{}")
         with pytest.raises((nats.errors.NoRespondersError, nats.errors.TimeoutError)):
-            await client.request("_CX.call.workers.job.run", b"{}", timeout=1,
+            await client.request(f"_CX.call.workers.{member}.job.run", b"{}", timeout=1,
                                  headers={"Cx-Handler": "0"})
         await client.flush()
         await asyncio.sleep(0.2)
         res = await app.parallel({"r": "job.run"}, {}, timeout=5)
     assert res.payload["r"] == "real"  # the worker's alone: no forged unit, no forged value
-    assert sum("permissions violation" in r.lower() for r in refused) >= 3
+    for subject in ("_cx.call.>", f"_cx.call.workers.{member}.>", "_cx.presence.evil.forger",
+                    f"_cx.presence.workers.{member}", "system.shutdown",
+                    f"_cx.call.workers.{member}.job.run"):
+        assert any(f'"{subject}"' in r.lower() for r in refused), (subject, refused)
     assert "refused" not in caplog.text  # the worker and the app did only what they may
+
+
+async def test_another_groups_user_cannot_take_a_workers_calls_or_say_it_left(
+    guarded: NatsServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    refused: list[str] = []
+
+    async def told(exc: Exception) -> None:
+        refused.append(str(exc).lower())
+
+    intruder = await nats.connect(as_user(guarded, "app"), error_cb=told)
+    try:
+        async with cxlang.Runtime(bus=as_user(guarded, "worker"), group="workers") as worker, \
+                cxlang.Runtime(bus=as_user(guarded, "app"), group="apps") as app:
+            worker.on("job.run", lambda e: "real", inline=True)
+            await worker.connect()
+            await app.connect()
+            member = transport_of(worker).origin
+            await asyncio.sleep(0.2)
+            await intruder.subscribe(f"_CX.call.workers.{member}.>")
+            await intruder.publish(f"_CX.presence.workers.{member}", leaving(member))
+            await intruder.flush()
+            await asyncio.sleep(0.2)
+            assert member in transport_of(app).directory.members
+            res = await app.parallel({"r": "job.run"}, {}, timeout=5)
+    finally:
+        await intruder.close()
+    assert res.payload == {"r": "real"}
+    assert any(f'subscription to "_cx.call.workers.{member}.>"' in r for r in refused)
+    assert any(f'publish to "_cx.presence.workers.{member}"' in r for r in refused)
+    assert "refused" not in caplog.text
 
 
 async def test_wrong_credentials_are_refused_with_what_to_do_and_no_password_shown(

@@ -79,11 +79,16 @@ def test_the_directory_counts_each_groups_handlers_of_an_event() -> None:
     directory.announce(Announcement("m1", "b-workers", ("a.b", "a.any", "c.d")))
     directory.announce(Announcement("m2", "a-workers", ("a.b",)))
     directory.announce(Announcement("m3", "me", ("a.b",)))  # my own group: served here
+    directory.announce(Announcement("m4", "b-workers", ("a.b",)))
     assert directory.servers("a.b") == (("a-workers", 1), ("b-workers", 2))
     assert directory.servers("c.d") == (("b-workers", 1),)
-    directory.forget_group("b-workers")
-    assert directory.servers("a.b") == (("a-workers", 1),)
+    # Who can run each handler: handler #1 of a.b only the member that has two.
+    assert directory.serving("a.b", "b-workers", 0) == ("m1", "m4")
+    assert directory.serving("a.b", "b-workers", 1) == ("m1",)
+    directory.leave("m1")
+    assert directory.servers("a.b") == (("a-workers", 1), ("b-workers", 1))
     directory.leave("m2")
+    directory.leave("m4")
     assert directory.servers("a.b") == ()
 
 

@@ -4,8 +4,7 @@ Next to the in-process figures, measured in the same run: events per second from
 another through the server (both in this process, each with its own connection, so every event
 is encoded, sent, routed, received and decoded); a K=10 no-op fan-out whose handlers live in a
 ``cx worker`` process; and a CPU-bound fan-out (8 handlers of a CX loop) served by one worker
-process, then by two in one group. NATS hands each call to a random member of a group, so two
-workers rarely split 8 calls 4 and 4: the speed-up shows that too.
+process, then by two in one group (the caller hands a group's members its calls in turn).
 
 Skipped, with a note, when there is no ``nats-server`` binary or no NATS client (``cxlang[nats]``).
 """

@@ -29,6 +29,7 @@ from ..services.availability import backend_statuses, render_statuses
 from ..services.execute import ALLOW_FLAG
 from ..syntax import CxError
 from . import golden, graph_command, trace_command
+from .bus_config import BusConfig, load_bus_config
 from .durations import duration, time_limit
 from .observing import add_observation_arguments, apply_observation
 from .quantities import count, size
@@ -88,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--group", help="the queue group to share events and calls with "
                                         "(default: cx-worker-<program name>)")
     _loop_argument(worker)
-    _bus_arguments(worker, required=True)
+    _bus_arguments(worker)
     _limit_arguments(worker)
     add_observation_arguments(worker)
     worker.set_defaults(sequential=False, stats=False, serve=True)
@@ -132,12 +133,12 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(backend=settings.backend, latency=args.latency, timeout=args.timeout,
                          sequential=args.sequential, stats=args.stats, settings=settings,
                          loop=args.loop, allow_execute=args.allow_execute)
-    if args.bus is None and (args.durable or args.serve or args.group):
-        print("cx: --durable, --serve and --group need --bus nats://HOST:PORT",
-              file=sys.stderr)
-        return ExitCode.BAD_PROGRAM
     worker = args.command == "worker"
-    options.bus, options.durable, options.ack_wait = args.bus, args.durable, args.ack_wait
+    bus = _bus(args, worker)
+    if isinstance(bus, int):
+        return bus
+    options.bus, options.bus_credentials = bus.url, bus.credentials
+    options.durable, options.ack_wait = args.durable, args.ack_wait
     options.serve, options.worker = args.serve, worker
     # A one-shot run stopped by a limit leaves at once; one that serves ends on its time limit
     # as a matter of course, and leaves the bus properly (its goodbye, what it still sends).
@@ -150,6 +151,26 @@ def _run(args: argparse.Namespace) -> int:
     else:
         options.group = args.group
     return run_source(text, name, options)
+
+
+def _bus(args: argparse.Namespace, worker: bool) -> BusConfig | ExitCode:
+    """The bus of a run and cx.toml's credentials for it (no url: in process); an exit code
+    after an error. cx.toml's url serves the commands that need a bus and were given none."""
+    needs_bus = worker or args.durable or args.serve or args.group
+    if args.bus is None and not needs_bus:
+        return BusConfig()
+    try:
+        config = load_bus_config()
+    except ConfigError as exc:
+        print(f"cx: {exc}", file=sys.stderr)
+        return ExitCode.BAD_PROGRAM
+    url = args.bus or config.url
+    if url is None:
+        needs = "cx worker needs" if worker else "--durable, --serve and --group need"
+        print(f"cx: {needs} --bus nats://HOST:PORT (or url in cx.toml's [bus] table)",
+              file=sys.stderr)
+        return ExitCode.BAD_PROGRAM
+    return BusConfig(url, config.credentials)
 
 
 def _execute_argument(command: argparse.ArgumentParser) -> None:
@@ -182,10 +203,12 @@ def _loop_argument(command: argparse.ArgumentParser) -> None:
                               "pip install 'cxlang[fast]'), or asyncio's own")
 
 
-def _bus_arguments(command: argparse.ArgumentParser, *, required: bool = False) -> None:
-    command.add_argument("--bus", metavar="URL", required=required,
+def _bus_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--bus", metavar="URL",
                          help="share the event bus with other processes on this NATS server, "
-                              "e.g. nats://127.0.0.1:4222 (needs cxlang[nats])")
+                              "e.g. nats://127.0.0.1:4222 (needs cxlang[nats]; default for "
+                              "cx worker, --serve, --group and --durable: url in cx.toml's "
+                              "[bus] table, which also gives credentials: docs/security.md)")
     command.add_argument("--durable", action="store_true",
                          help="with --bus: keep events in JetStream until handled, so none is "
                               "lost when a process dies mid-handler")

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TextIO
 from ..compiler import CompiledProgram
 from ..runtime import Runtime
 from ..runtime.distributed import BusUnavailable
+from ..runtime.distributed.credentials import FileCredentials
 from ..runtime.limits import LimitExceeded
 from ..services import BackendSettings, BackendUnavailableError, ServiceInvoker, create_backend
 from ..syntax import CxError
@@ -56,6 +57,7 @@ class RunOptions:
     settings: BackendSettings | None = None  # model, server, limits (cx run: flags, env, cx.toml)
     # A bus shared with other processes (cx run --bus, cx worker): see runtime.distributed.
     bus: str | None = None
+    bus_credentials: FileCredentials | None = None  # cx.toml's [bus] table
     group: str | None = None
     durable: bool = False
     ack_wait: float = 30.0
@@ -94,8 +96,9 @@ async def run_program(program: CompiledProgram, options: RunOptions,
         return ExitCode.BAD_PROGRAM
     try:
         runtime = Runtime(bus=options.bus, group=options.group, durable=options.durable,
-                          ack_wait=options.ack_wait, max_events=options.max_events,
-                          max_depth=options.max_depth, trace=observation.sinks or None)
+                          ack_wait=options.ack_wait, bus_credentials=options.bus_credentials,
+                          max_events=options.max_events, max_depth=options.max_depth,
+                          trace=observation.sinks or None)
     except BusUnavailable as exc:
         options.err.write(f"cx: {exc}\n")
         await backend.aclose()

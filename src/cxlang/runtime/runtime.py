@@ -20,6 +20,7 @@ from .pool import HandlerPool
 from .resolver import HandlerParameterResolver, ParameterSpec
 
 if TYPE_CHECKING:
+    from .distributed.credentials import FileCredentials
     from .distributed.transport import NatsTransport
 
 __all__ = ["Runtime"]
@@ -40,7 +41,9 @@ class Runtime:
       processes (``cxlang[nats]``; connect with ``await rt.connect()`` or ``async with``).
       ``group`` makes this runtime one of a group that shares events and calls, as workers do;
       ``durable`` stores events in JetStream until handled, ``ack_wait`` seconds at most each
-      before they are handed out again. See :mod:`cxlang.runtime.distributed`.
+      before they are handed out again; ``bus_credentials`` (a ``FileCredentials``) adds what
+      a configuration file says identifies the process (see
+      :mod:`cxlang.runtime.distributed.credentials`). See :mod:`cxlang.runtime.distributed`.
     - ``max_events`` / ``max_depth``: run limits (``None``: none). Past ``max_events`` events
       dispatched, or an emit ``max_depth`` causal hops from the first event, the bus stops and
       ``run_until_idle`` (and every later emit) raises :class:`LimitExceeded`. See
@@ -62,6 +65,7 @@ class Runtime:
         group: str | None = None,
         durable: bool = False,
         ack_wait: float = 30.0,
+        bus_credentials: FileCredentials | None = None,
         max_events: int | None = None,
         max_depth: int | None = None,
         trace: TraceSpec = None,
@@ -80,7 +84,7 @@ class Runtime:
 
             self.transport = attach(bus, self.bus, self.coordinator, group=group,
                                     durable=durable, handler_timeout=default_timeout,
-                                    ack_wait=ack_wait)
+                                    ack_wait=ack_wait, credentials=bus_credentials)
         elif group is not None or durable:
             raise ValueError("group= and durable= need a distributed bus: pass bus='nats://...'")
 

@@ -119,6 +119,8 @@ def _from_file(path: Path, table: Mapping[str, Any]) -> dict[str, Any]:
     where = f"{path} [tool.cx]" if path.name == "pyproject.toml" else str(path)
     values: dict[str, Any] = {}
     for key, value in table.items():
+        if key == "bus":
+            continue  # the NATS server and credentials: cli/bus_config.py reads them
         if key == "api_key":
             raise ConfigError(f"{where}: keep the API key out of files; "
                               "set the OPENAI_API_KEY environment variable instead")

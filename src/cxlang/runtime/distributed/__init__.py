@@ -29,6 +29,7 @@ from .errors import BusUnavailable
 if TYPE_CHECKING:
     from ..bus import EventBus
     from ..coordinator import ParallelHandlerCoordinator
+    from .credentials import FileCredentials
     from .transport import NatsTransport
 
 __all__ = ["BusUnavailable", "attach"]
@@ -43,6 +44,7 @@ def attach(
     durable: bool,
     handler_timeout: float,
     ack_wait: float,
+    credentials: FileCredentials | None = None,
 ) -> NatsTransport:
     """Make the transport for *url* and plug it into *bus* (it connects on ``connect()``)."""
     try:
@@ -53,4 +55,5 @@ def attach(
             "Install it with: pip install 'cxlang[nats]'"
         ) from None
     return NatsTransport(url, bus, coordinator, group=group, durable=durable,
-                         handler_timeout=handler_timeout, ack_wait=ack_wait)
+                         handler_timeout=handler_timeout, ack_wait=ack_wait,
+                         credentials=credentials)

@@ -8,7 +8,8 @@ rides in headers, so the body stays the payload alone:
 hops from the first emit), ``Cx-Origin`` (the emitting process); a call adds ``Cx-Execution``
 and ``Cx-Parameter`` (the caller's execution context) and ``Cx-Handler`` (which of the serving
 group's handlers of the event to run). A reply's body is ``{"value": v}`` or
-``{"failure": {"type", "message"}}``.
+``{"failure": {"type", "message"}}``, and its ``Cx-Member`` header names the member that ran
+the handler (the caller takes a reply from the member it called and no other).
 
 What arrives is bounded before it is believed: any peer on the bus can send anything, and one
 message must never stop a process. JSON nested deeper than :data:`MAX_NESTING`, headers that
@@ -30,9 +31,10 @@ from ..events import Event
 from ..outcomes import Failure
 from .directory import Announcement
 from .errors import NotPortable
-from .subjects import is_event_subject, is_local
+from .subjects import is_event_subject, is_local, presence_subject
 
 __all__ = [
+    "MEMBER",
     "Call",
     "call_headers",
     "decode_announcement",
@@ -54,6 +56,7 @@ ORIGIN = "Cx-Origin"
 EXECUTION = "Cx-Execution"
 PARAMETER = "Cx-Parameter"
 HANDLER = "Cx-Handler"
+MEMBER = "Cx-Member"
 MSG_ID = "Nats-Msg-Id"  # JetStream drops a re-sent event with the same id
 
 MAX_NESTING = 100  # levels of objects and arrays in a payload or value from another process
@@ -146,10 +149,11 @@ MAX_PATTERNS = 10_000  # patterns one announcement may claim
 _MEMBER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-def decode_announcement(data: bytes) -> tuple[Announcement, bool]:
+def decode_announcement(subject: str, data: bytes) -> tuple[Announcement, bool]:
     """Who a process says it is and what it serves, and whether it is leaving; raises
     ``ValueError`` for anything cxlang would not have written (a peer's message may not put
-    a pattern the directory cannot hold, or a group no subject can name, into it)."""
+    a pattern the directory cannot hold, or a group no subject can name, into it), or for an
+    announcement on another member's *subject* than its own (which permissions reserve)."""
     message = _loads(data)
     if not isinstance(message, dict):
         raise ValueError("not a JSON object")
@@ -161,6 +165,8 @@ def decode_announcement(data: bytes) -> tuple[Announcement, bool]:
     if not (isinstance(patterns, list) and len(patterns) <= MAX_PATTERNS
             and all(isinstance(p, str) and _pattern(p) for p in patterns)):
         raise ValueError("patterns that are not event patterns")
+    if subject != presence_subject(group, member):
+        raise ValueError("made on another subject than the member's own")
     return Announcement(member, group, tuple(patterns)), message.get("leaving") is True
 
 

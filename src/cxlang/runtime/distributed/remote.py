@@ -1,17 +1,20 @@
 """Handlers in other processes, as units of a parallel call.
 
 For each handler another group serves, the coordinator gets one :class:`Subscription` whose
-callback is a :class:`RemoteHandler`: a coroutine that sends the event to that group
-(request/reply on ``_CX.call.<group>.<event>``, one member of the group answers) and returns the
-handler's value. So a remote handler is timed out, cancelled and counted exactly like a local
+callback is a :class:`RemoteHandler`: a coroutine that sends the event to one member of that
+group (request/reply on ``_CX.call.<group>.<member>.<event>``, members taken in turn, so a
+group's members share the calls) and returns the handler's value, as that member replied
+(:mod:`.replies`). So a remote handler is timed out, cancelled and counted exactly like a local
 one; only its failures are reported by the process that ran it, not here.
+
+A member that has gone without a word ("no responders") is forgotten and the call goes to
+another member of its group, up to :data:`TRIES` members; then that unit, and only it, fails
+``no_handler`` at once. A peer that announces a member nobody runs costs no more.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-
-from nats.errors import NoRespondersError
 
 from ..context import current_context
 from ..coordinator import BranchFailed
@@ -21,6 +24,7 @@ from ..observe.span import current_span
 from ..outcomes import Failure
 from .codec import call_headers, decode_reply, encode_payload
 from .directory import Directory
+from .replies import Gone, Replies
 from .subjects import call_subject, is_local
 
 if TYPE_CHECKING:
@@ -28,17 +32,18 @@ if TYPE_CHECKING:
 
 __all__ = ["RemoteHandler", "RemoteHandlers"]
 
-# The coordinator times a unit out by cancelling it; the request itself need not.
-_FOREVER = 365 * 24 * 3600.0
+TRIES = 3  # members of a group one unit calls before it fails for want of a live one
 
 
 class RemoteHandlers:
     """Makes (and caches, until the directory changes) the remote units of an event."""
 
-    def __init__(self, directory: Directory, origin: str) -> None:
+    def __init__(self, directory: Directory, origin: str, replies: Replies) -> None:
         self.directory = directory
         self.origin = origin
+        self.replies = replies
         self.client: Client | None = None  # set while connected; no units without it
+        self.turn = 0  # which member of a group the next call goes to, round the group
         self._units: dict[str, tuple[Subscription, ...]] = {}
         self._version = -1
         self._body: tuple[Event | None, bytes] = (None, b"")
@@ -52,7 +57,8 @@ class RemoteHandlers:
         units = self._units.get(name)
         if units is None:
             units = self._units[name] = tuple(
-                _unit(name, RemoteHandler(self, group, index))
+                _unit(name, RemoteHandler(self, group, index,
+                                          self.directory.serving(name, group, index)))
                 for group, count in self.directory.servers(name) for index in range(count))
         return units
 
@@ -66,14 +72,17 @@ class RemoteHandlers:
 
 
 class RemoteHandler:
-    """Handler number *index* of *group* for an event: called like a local ``async def``."""
+    """Handler number *index* of *group* for an event, run by one of *members*: called like a
+    local ``async def``."""
 
-    __slots__ = ("group", "index", "link")
+    __slots__ = ("group", "index", "link", "members")
 
-    def __init__(self, link: RemoteHandlers, group: str, index: int) -> None:
+    def __init__(self, link: RemoteHandlers, group: str, index: int,
+                 members: tuple[str, ...]) -> None:
         self.link = link
         self.group = group
         self.index = index
+        self.members = members
 
     async def __call__(self, event: Event) -> Any:
         link = self.link
@@ -84,15 +93,24 @@ class RemoteHandler:
         span = current_span()
         if span is not None:  # traced: the serving process's handler span continues this one
             headers.update(span.headers())
-        try:
-            reply = await client.request(call_subject(self.group, event.name),
-                                         link.body_of(event), timeout=_FOREVER, headers=headers)
-        except NoRespondersError:
-            link.directory.forget_group(self.group)
-            raise BranchFailed(Failure(
-                "no_handler", f"no process of group {self.group!r} serves {event.name!r} any "
-                              "more (it was listed, but none is connected)")) from None
-        return decode_reply(reply.data)
+        body = link.body_of(event)
+        members = self.members
+        for _ in range(TRIES):
+            member = members[link.turn % len(members)]
+            link.turn += 1
+            try:
+                reply = await link.replies.call(
+                    client, call_subject(self.group, member, event.name), member, body, headers)
+            except Gone:
+                link.directory.leave(member)
+                members = link.directory.serving(event.name, self.group, self.index)
+                if not members:
+                    break
+            else:
+                return decode_reply(reply)
+        raise BranchFailed(Failure(
+            "no_handler", f"no process of group {self.group!r} serves {event.name!r} any more "
+                          "(it was listed, but the members called are gone)"))
 
     def __repr__(self) -> str:
         return f"handler #{self.index} of group {self.group!r}"

@@ -2,8 +2,10 @@
 
 The handler runs here as it would for a local call (same start path, same execution context:
 the caller's execution id and parameter name), bounded by this runtime's handler timeout, and
-the reply carries its value or its failure. Its failure is reported here, like a local
-handler's, because here is where its source and its logs are.
+the reply carries its value or its failure, and this member's id (the caller takes no other's).
+Its failure is reported here, like a local handler's, because here is where its source and its
+logs are; the caller is told the error's own message, as a local CX handler's error reads, not
+this process's Python class names (the caller may be a CX program).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..context import ExecutionContext
 from ..handlers import Running, Subscription, cancel_handler, start_handler
-from ..outcomes import Failure
-from .codec import Call, decode_call, encode_failure, encode_value
+from ..outcomes import Failure, describe
+from .codec import MEMBER, Call, decode_call, encode_failure, encode_value
 from .subjects import is_local
 
 if TYPE_CHECKING:
@@ -31,11 +33,13 @@ logger = logging.getLogger("cxlang.distributed")
 
 
 class CallServer:
-    """Answers ``_CX.call.<group>.<event>`` requests with the local handlers' results."""
+    """Answers ``_CX.call.<group>.<member>.<event>`` requests with the local handlers'
+    results."""
 
-    def __init__(self, bus: EventBus, prefix: str, timeout: float) -> None:
+    def __init__(self, bus: EventBus, prefix: str, member: str, timeout: float) -> None:
         self.bus = bus
-        self.prefix = prefix  # "_CX.call.<group>."
+        self.prefix = prefix  # "_CX.call.<group>.<member>."
+        self._signed = {MEMBER: member}  # every reply's headers
         self.timeout = timeout
         self.client: Client | None = None
         self.running: set[asyncio.Task[None]] = set()
@@ -114,13 +118,13 @@ class CallServer:
         else:
             logger.error("handler %s failed on %s (called from another process): %r",
                          sub.name, event.name, exc)
-        return encode_failure(Failure.from_exception(exc))
+        return encode_failure(Failure("error", describe(exc) or f"{sub.name} failed"))
 
     async def _reply(self, msg: Msg, body: bytes) -> None:
         if self.client is None or not msg.reply:
             return
         try:
-            await self.client.publish(msg.reply, body)
+            await self.client.publish(msg.reply, body, headers=self._signed)
         except Exception as exc:  # closed or draining: the caller times out instead
             logger.warning("could not reply to a call of %s: %r", msg.subject, exc)
 

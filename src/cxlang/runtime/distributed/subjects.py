@@ -5,6 +5,10 @@ CX event names map one to one onto subjects: the event ``analytics.complete`` is
 What cxlang sends for its own purposes lives under ``_CX.``; subjects that start with ``_`` or
 ``$`` (cxlang's own, NATS's reply inboxes and its system subjects) are never taken for events,
 even by a pattern such as ``any.any.any`` that would match them.
+
+A process's calls and announcements are on subjects that name its group and member id
+(``_CX.call.<group>.<member>.<event>``, ``_CX.presence.<group>.<member>``), so that the NATS
+server's permissions can reserve them to the processes of that group (docs/security.md).
 """
 
 from __future__ import annotations
@@ -17,19 +21,23 @@ __all__ = [
     "CALLS",
     "DURABLE",
     "PRESENCE",
+    "PRESENCE_ALL",
     "PRESENCE_QUERY",
     "STREAM",
     "call_subject",
+    "calls_of",
     "check_group",
     "is_event_subject",
     "is_local",
     "pattern_subject",
     "portable_name",
+    "presence_subject",
 ]
 
-CALLS = "_CX.call."  # + group + "." + event name: a call of one handler of that group
-PRESENCE = "_CX.presence"  # who serves which patterns
-PRESENCE_QUERY = "_CX.presence.query"  # "everyone, say who you are" (answered to the inbox)
+CALLS = "_CX.call."  # + group.member.event: a call of one handler of that member
+PRESENCE = "_CX.presence"  # + .group.member: who serves which patterns, said by that member
+PRESENCE_ALL = "_CX.presence.*.*"  # every member's announcements
+PRESENCE_QUERY = "_CX.presence.query"  # "everyone, announce yourself again"
 DURABLE = "_CX.event."  # + event name: the subjects of the JetStream stream
 STREAM = "CX_EVENTS"
 
@@ -62,8 +70,17 @@ def portable_name(name: str) -> bool:
     return ok
 
 
-def call_subject(group: str, name: str) -> str:
-    return f"{CALLS}{group}.{name}"
+def calls_of(group: str, member: str) -> str:
+    """The prefix of the calls *member* of *group* serves: ``_CX.call.<group>.<member>.``."""
+    return f"{CALLS}{group}.{member}."
+
+
+def call_subject(group: str, member: str, name: str) -> str:
+    return f"{CALLS}{group}.{member}.{name}"
+
+
+def presence_subject(group: str, member: str) -> str:
+    return f"{PRESENCE}.{group}.{member}"
 
 
 def check_group(group: str) -> str:

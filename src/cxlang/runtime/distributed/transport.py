@@ -44,7 +44,7 @@ from .codec import (
     event_headers,
     origin_of,
 )
-from .credentials import connect_options, shown
+from .credentials import FileCredentials, connect_options, shown
 from .directory import Directory
 from .drops import DroppedEvents
 from .durable import DurableConsumer, ensure_stream
@@ -52,17 +52,19 @@ from .errors import BusUnavailable, NotPortable
 from .outbox import Item, Outbox
 from .recent import RecentIds
 from .remote import RemoteHandlers
+from .replies import Replies
 from .server import CallServer
 from .subjects import (
-    CALLS,
     DURABLE,
-    PRESENCE,
+    PRESENCE_ALL,
     PRESENCE_QUERY,
+    calls_of,
     check_group,
     is_event_subject,
     is_local,
     pattern_subject,
     portable_name,
+    presence_subject,
 )
 
 if TYPE_CHECKING:
@@ -97,8 +99,10 @@ class NatsTransport:
         durable: bool,
         handler_timeout: float,
         ack_wait: float = 30.0,
+        credentials: FileCredentials | None = None,
     ) -> None:
         self.url = url
+        self.credentials = credentials  # a configuration file's (cx.toml [bus])
         self.shown_url = shown(url)  # for messages: without a password or token
         self._refused: Exception | None = None  # why the server refused to connect, if it did
         self.bus = bus
@@ -108,15 +112,19 @@ class NatsTransport:
         self.group = check_group(group) if group is not None else f"cx-{self.origin}"
         self.durable = durable
         self.ack_wait = ack_wait
+        self.drops = DroppedEvents()
         self.directory = Directory(self.group)
-        self.remote = RemoteHandlers(self.directory, self.origin)
-        self.server = CallServer(bus, f"{CALLS}{self.group}.", handler_timeout)
+        self.replies = Replies(self.drops)
+        self.remote = RemoteHandlers(self.directory, self.origin, self.replies)
+        self.server = CallServer(bus, calls_of(self.group, self.origin), self.origin,
+                                 handler_timeout)
         if durable:
             self.outbox = Outbox(self._send_durable, _retryable, bus.max_queue)
         else:
             self.outbox = Outbox(self._send, _retryable, bus.max_queue, self._confirm)
         self._recent = RecentIds()
-        self.drops = DroppedEvents()
+        self._presence = presence_subject(self.group, self.origin)
+        self._heard = 0  # announcements heard: a query ends when no more come
         self.client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subs: dict[str, NatsSubscription] = {}  # pattern subject -> its subscription
@@ -179,7 +187,7 @@ class NatsTransport:
             "max_reconnect_attempts": -1, "reconnect_time_wait": RECONNECT_WAIT,
             "connect_timeout": CONNECT_TIMEOUT, "error_cb": self._on_error,
             "disconnected_cb": self._on_disconnected, "reconnected_cb": self._on_reconnected,
-            **connect_options(self.url),
+            **connect_options(self.url, file=self.credentials),
         }
         self._refused = None
         try:
@@ -196,10 +204,10 @@ class NatsTransport:
                                  f"{reason!r}. {_START_ONE}") from None
         self.client = self.server.client = client
         try:
-            await client.subscribe(PRESENCE, cb=self._on_presence)
+            await client.subscribe(PRESENCE_ALL, cb=self._on_presence)
             await client.subscribe(PRESENCE_QUERY, cb=self._on_query)
-            await client.subscribe(f"{CALLS}{self.group}.>", queue=self.group,
-                                   cb=self.server.on_request)
+            await client.subscribe(self.server.prefix + ">", cb=self.server.on_request)
+            await self.replies.open(client)
             if self.durable:
                 js = client.jetstream()
                 await ensure_stream(js, self.shown_url)
@@ -244,7 +252,7 @@ class NatsTransport:
         self.client = self.server.client = None
         try:
             if client.is_connected:
-                await client.publish(PRESENCE, self._announcement(leaving=True))
+                await client.publish(self._presence, self._announcement(leaving=True))
                 await client.flush(timeout=CONFIRM_TIMEOUT)
         except Exception as exc:
             logger.debug("leaving the bus: %r", exc)
@@ -272,7 +280,7 @@ class NatsTransport:
                     await self._subs.pop(subject).unsubscribe()
             if patterns != self._announced:
                 self._announced = patterns
-                await client.publish(PRESENCE, self._announcement())
+                await client.publish(self._presence, self._announcement())
             if not self._resync:
                 return
 
@@ -334,12 +342,18 @@ class NatsTransport:
 
     async def _on_presence(self, msg: Msg) -> None:
         try:
-            announcement, leaving = decode_announcement(msg.data)
+            announcement, leaving = decode_announcement(msg.subject, msg.data)
         except ValueError as exc:
             self.drops.dropped("an announcement of who serves what", f"malformed: {exc}")
             return
+        self._heard += 1
         member = announcement.member
         if member == self.origin:
+            # Not this process's own (the server echoes none back): a peer spoke in its name.
+            # Said again, so that the others believe this process, not the forger.
+            self.drops.dropped("an announcement of who serves what",
+                               "it was made in this process's name")
+            await self._on_query(msg)
             return
         if leaving:
             self.directory.leave(member)
@@ -350,33 +364,22 @@ class NatsTransport:
             self._seen_all.set()
 
     async def _on_query(self, msg: Msg) -> None:
-        if msg.reply and self.client is not None and self._announced is not None:
-            await self.client.publish(msg.reply, self._announcement())
+        """Announce this process again, on its own subject (an answer to the asker's inbox
+        could come from anyone; this subject, permissions can reserve)."""
+        if self.client is not None and self._announced is not None:
+            await self.client.publish(self._presence, self._announcement())
 
     async def _query(self) -> None:
-        """Ask everyone to announce themselves; take answers until they stop coming."""
+        """Ask everyone to announce themselves again; listen until announcements stop."""
         client = self.client
         assert client is not None
-        answers = 0
-
-        async def answered(msg: Msg) -> None:
-            nonlocal answers
-            if msg.data:  # an empty one is the server's "no responders": nobody else is here
-                answers += 1
-                await self._on_presence(msg)
-
-        inbox = client.new_inbox()
-        sub = await client.subscribe(inbox, cb=answered)
-        try:
-            await client.publish(PRESENCE_QUERY, b"", reply=inbox)
-            await client.flush()
-            waited, seen = 0.0, -1
-            while answers != seen and waited < QUERY_MAX:
-                seen = answers
-                await asyncio.sleep(QUIET)
-                waited += QUIET
-        finally:
-            await sub.unsubscribe()
+        await client.publish(PRESENCE_QUERY, b"")
+        await client.flush()
+        waited, seen = 0.0, -1
+        while self._heard != seen and waited < QUERY_MAX:
+            seen = self._heard
+            await asyncio.sleep(QUIET)
+            waited += QUIET
 
     # Faults ----------------------------------------------------------------------------------
 
@@ -410,7 +413,7 @@ class NatsTransport:
         self._expected = self.directory.members
         self._seen = set()
         self._seen_all = asyncio.Event()
-        await client.publish(PRESENCE, self._announcement())
+        await client.publish(self._presence, self._announcement())
         await self._query()
         if not self._expected <= self._seen:
             # A process that does not come back must not hold the others up for ever.
