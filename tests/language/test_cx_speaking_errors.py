@@ -193,3 +193,17 @@ def test_system_error_tells_a_fault_inside_cxlang_without_python(
     assert result.err.startswith(
         f"prog.cx:1:21: {INTERNAL_OF} in a handler of 'go' (handling 'go'): {ADVICE}")
     assert speaks_cx(result.out + result.err, source)
+
+
+def test_a_fault_inside_cxlang_in_a_parallel_parameter_reaches_errors_without_python(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(prelude.PRELUDE, "cx_typeof", _internal_fault)
+    source = ("on part.a (e) { return typeof(e); }\n"
+              "on part.b (e) { return 2; }\n"
+              "var r = think { prompt: \"p\", a: part.a, b: part.b };\n"
+              "print(r.b, r._errors.a.type, r._errors.a.message);\n")
+    result = run(source)
+    assert result.code == 0, result.err
+    assert result.out_lines == [f"2 error {INTERNAL_OF}: {ADVICE}"]
+    assert speaks_cx(result.out + result.err, source)

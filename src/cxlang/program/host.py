@@ -98,6 +98,7 @@ class ProgramHost:
         runtime.bus.failure_listeners.append(self._handler_failed)
         runtime.bus.limit_listeners.append(self._limit_reached)
         runtime.bus.describe_failure = self._describe_failure
+        runtime.bus.failure_of = self._branch_failure
         # The host's own handlers, named in system.error as a CX program knows them.
         self._builtin_handlers = {
             runtime.on(CONSOLE_WRITE, self._console_write, inline=True):
@@ -404,6 +405,15 @@ class ProgramHost:
         source names it (the generated functions carry "handler at prog.cx:3" as their name),
         the kind of error and the message, in CX words rather than Python's."""
         return (self._builtin_handlers.get(sub, sub.name), *self._error_words(exc))
+
+    def _branch_failure(self, exc: Exception) -> Failure:
+        """A parallel parameter's exception as ``_errors`` shows it to the program: a CX error
+        as it reads; anything else is a fault of cxlang, whose Python text goes to the debug
+        log only."""
+        if getattr(exc, "message_is_complete", False):
+            return Failure.from_exception(exc)
+        logger.debug("internal error in a parallel parameter's handler", exc_info=exc)
+        return Failure("error", _INTERNAL, exc)
 
     def _error_words(self, exc: BaseException) -> tuple[str, str]:
         """The kind of *exc* and its message, as a CX program is told them."""

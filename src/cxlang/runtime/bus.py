@@ -24,7 +24,7 @@ from .errors import QueueFull, RuntimeClosed
 from .events import Event, EventPattern, check_event_name
 from .handlers import Handler, Running, Subscription, cancel_handler, classify, start_handler
 from .limits import NO_LIMIT, LimitExceeded
-from .outcomes import describe
+from .outcomes import Failure, describe
 from .pool import HandlerPool
 
 if TYPE_CHECKING:
@@ -97,6 +97,9 @@ class EventBus:
         # A language on top names handlers and errors its own way (the CX host does: "handler
         # at prog.cx:3", "runtime error"); the library's own words are Python's.
         self.describe_failure: FailureDescription = _python_failure
+        # How an exception a parallel parameter's handler raised reads in ``_errors``; the CX
+        # host keeps a fault of cxlang's own out of a CX program's sight.
+        self.failure_of: Callable[[Exception], Failure] = Failure.from_exception
         self.transport: Transport | None = None
         # Spans for traces and progress (.observe); None costs one test per event.
         self.observer: Observer | None = None

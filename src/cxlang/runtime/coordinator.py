@@ -555,7 +555,7 @@ class _Handlers:
         if type(error) is BranchFailed:
             return error.failure
         if isinstance(error, Exception):
-            return Failure.from_exception(error)
+            return self.bus.failure_of(error)
         if isinstance(error, asyncio.CancelledError):
             return Failure("cancelled", f"{name} raised CancelledError, though nothing "
                            "cancelled it")
