@@ -17,7 +17,7 @@ def cx_test(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_examples_pass_their_goldens() -> None:
     done = cx_test(str(EXAMPLES), cwd=EXAMPLES.parent)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.splitlines()[-1].startswith("12 passed in ")
+    assert done.stdout.splitlines()[-1].startswith("14 passed in ")
 
 
 def test_a_mismatch_is_a_diff_and_exit_1(tmp_path: Path) -> None:

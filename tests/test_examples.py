@@ -35,8 +35,8 @@ def test_example_matches_its_golden_output(program: Path, loop: LoopChoice) -> N
     assert code == ExitCode.OK  # every failure an example shows, it handles
 
 
-def test_there_are_the_twelve_examples_the_readme_promises() -> None:
-    assert len(list(EXAMPLES.glob("*.cx"))) == 12
+def test_there_are_the_fourteen_examples_the_readme_promises() -> None:
+    assert len(list(EXAMPLES.glob("*.cx"))) == 14
 
 
 def test_the_python_library_example_runs() -> None:

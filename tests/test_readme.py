@@ -3,11 +3,13 @@
 Each ```python block of "A 5-minute tour of the library" (up to the next ``## `` section) runs
 in a fresh interpreter of this environment, in an empty directory and with no backend settings
 in the environment, as on a newcomer's machine: it must exit 0 and write nothing to stderr (a
-warning or a stray traceback breaks the promise as surely as an error).
+warning or a stray traceback breaks the promise as surely as an error). The ```cx blocks of
+the tour's "Models that act" run too, as ``cx run`` would run them on the local backend.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -15,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from cxlang.program import ExitCode, RunOptions, run_source
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TOUR = "## A 5-minute tour of the library"
@@ -46,7 +50,7 @@ def test_the_tour_has_its_snippets() -> None:
     # Guards the extraction: a renamed heading or fence must not leave nothing to run.
     headings = [heading for heading, _ in SNIPPETS]
     assert headings == ["tour", "Streaming results as they finish", "The event bus",
-                        "The AI services from Python"]
+                        "The AI services from Python", "Models that act: schemas and tools"]
 
 
 @pytest.mark.parametrize(("heading", "code"), SNIPPETS, ids=[h for h, _ in SNIPPETS])
@@ -55,3 +59,21 @@ def test_a_tour_snippet_runs_as_pasted(heading: str, code: str, tmp_path: Path) 
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert (done.returncode, done.stderr) == (0, ""), f"{heading}:\n{code}"
+
+
+def acting_programs() -> list[str]:
+    """The ```cx blocks of the tour's "Models that act" subsection."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("### Models that act")
+    end = text.index("\n## ", start)
+    return re.findall(r"^```cx\n(.*?)^```$", text[start:end], re.MULTILINE | re.DOTALL)
+
+
+def test_the_models_that_act_program_runs_as_pasted() -> None:
+    (program,) = acting_programs()
+    out, err = io.StringIO(), io.StringIO()
+    code = run_source(program, "readme.cx", RunOptions(out=out, err=err))
+    assert (code, err.getvalue()) == (ExitCode.OK, "")
+    assert out.getvalue().splitlines()[:3] == [
+        "example 1", 'weather.lookup gave {"city": "example", "celsius": 21}',
+        'clock.now gave "12:00"']

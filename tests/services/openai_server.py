@@ -10,6 +10,12 @@ Replies: ``echo: <last user message>`` unless ``reply(key, text)`` says otherwis
 bag-of-words counts, so texts that share words are similar. Streams are framed as
 llama-cpp-python's server frames them: a chunk with the role, one per piece, one with the
 ``finish_reason`` and an empty delta, then ``data: [DONE]``.
+
+A model that acts: ``turns(key, ...)`` scripts the next answers about *key*, one per request,
+each a text or a list of tool calls ``(function name, arguments text)``, sent as
+``tool_calls`` (streamed as OpenAI streams them: id and name first, the arguments in two
+pieces). ``refuse_json_schema`` makes the server refuse ``response_format`` ``json_schema``
+with a 400, as servers that know only ``json_object`` do.
 """
 
 from __future__ import annotations
@@ -137,11 +143,13 @@ class OpenAIServer:
     api_key: str | None = None
     exchanges: list[Exchange] = field(default_factory=list)
     port: int = 0
+    refuse_json_schema: bool = False
 
     def __post_init__(self) -> None:
         self._scripted: list[tuple[str, Fault]] = []
         self._always: list[tuple[str, Fault]] = []
         self._replies: list[tuple[str, str]] = []
+        self._turns: list[tuple[str, Answer]] = []
         self._connections = itertools.count(1)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -175,6 +183,14 @@ class OpenAIServer:
 
     def reply(self, key: str, text: str) -> None:
         self._replies.append((key, text))
+
+    def turns(self, key: str, *answers: Answer) -> None:
+        """The next requests about *key* get these answers, one each, in order."""
+        self._turns.extend((key, answer) for answer in answers)
+
+    def chats(self) -> list[dict[str, Any]]:
+        """The bodies of the chat requests, in order."""
+        return [e.body for e in self.exchanges if e.path == "/v1/chat/completions"]
 
     def release(self) -> None:
         """Let held streams go on."""
@@ -297,9 +313,17 @@ class OpenAIServer:
                 "object": "list", "model": exchange.body["model"],
                 "data": [{"index": i, "embedding": embed(t)} for i, t in enumerate(inputs)]})
         elif exchange.path == "/v1/chat/completions":
-            words, finish = _capped(self._reply_for(exchange.body),
-                                    exchange.body.get("max_tokens"))
             streamed = bool(exchange.body.get("stream"))
+            format_type = (exchange.body.get("response_format") or {}).get("type")
+            if self.refuse_json_schema and format_type == "json_schema":
+                await _send_json(exchange, writer, 400, {"error": {
+                    "message": "response_format type json_schema is not supported"}})
+                return True
+            scripted = self._turn_for(exchange.text)
+            if isinstance(scripted, list):
+                return await _tool_calls(exchange, writer, scripted, streamed)
+            text = self._reply_for(exchange.body) if scripted is None else scripted
+            words, finish = _capped(text, exchange.body.get("max_tokens"))
             if fault is not None and kind == "drip":
                 events = [_event({"content": word}, None) for word in words]
                 whole = "".join(events) + _event({}, finish) + "data: [DONE]\n\n" if streamed \
@@ -314,6 +338,13 @@ class OpenAIServer:
             await _send_json(exchange, writer, 404,
                              {"error": {"message": f"no route {exchange.path}"}})
         return True
+
+    def _turn_for(self, text: str) -> Answer | None:
+        for i, (key, answer) in enumerate(self._turns):
+            if key in text:
+                del self._turns[i]
+                return answer
+        return None
 
     def _reply_for(self, body: dict[str, Any]) -> str:
         everything = _text_of(body)
@@ -370,6 +401,42 @@ class OpenAIServer:
         return eof in done
 
 
+Answer = str | list[tuple[str, str]]
+"""A scripted answer: a text, or tool calls as (function name, arguments text)."""
+
+
+async def _tool_calls(exchange: Exchange, writer: asyncio.StreamWriter,
+                      calls: list[tuple[str, str]], streamed: bool) -> bool:
+    """Answer with tool calls, ids ``call_1``, ``call_2``..., finish_reason tool_calls."""
+    whole = [{"id": f"call_{n}", "type": "function",
+              "function": {"name": name, "arguments": arguments}}
+             for n, (name, arguments) in enumerate(calls, 1)]
+    if not streamed:
+        await _send_json(exchange, writer, 200, {
+            "id": "chatcmpl-test", "object": "chat.completion", "model": exchange.body["model"],
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": None, "tool_calls": whole}}]})
+        return True
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n")
+    _write_chunk(writer, _event({"role": "assistant"}, None))
+    for index, call in enumerate(whole):
+        name, arguments = call["function"]["name"], call["function"]["arguments"]
+        half = len(arguments) // 2
+        pieces = [{"index": index, "id": call["id"], "type": "function",
+                   "function": {"name": name, "arguments": ""}},
+                  {"index": index, "function": {"arguments": arguments[:half]}},
+                  {"index": index, "function": {"arguments": arguments[half:]}}]
+        for piece in pieces:
+            _write_chunk(writer, _event({"tool_calls": [piece]}, None))
+            await writer.drain()
+    exchange.finish("ok")
+    _write_chunk(writer, _event({}, "tool_calls") + "data: [DONE]\n\n")
+    writer.write(b"0\r\n\r\n")
+    await writer.drain()
+    return True
+
+
 def _text_of(body: Any) -> str:
     if not isinstance(body, dict):
         return ""
@@ -393,7 +460,7 @@ def _completion(model: str, content: str, finish: str) -> dict[str, Any]:
                          "message": {"role": "assistant", "content": content}}]}
 
 
-def _event(delta: dict[str, str], finish: str | None) -> str:
+def _event(delta: dict[str, Any], finish: str | None) -> str:
     """One streamed chunk, framed as llama-cpp-python's server frames it."""
     chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk",
              "choices": [{"index": 0, "delta": delta, "logprobs": None,

@@ -317,3 +317,32 @@ def test_the_model_must_be_a_file(
     monkeypatch.setattr(llama_module, "missing_extra", lambda: None)
     with pytest.raises(BackendUnavailableError, match=message):
         LlamaBackend(BackendSettings(backend="llama", model=model))
+
+
+# A model that acts ------------------------------------------------------------------------------
+
+def test_tools_on_the_llama_backend_fail_saying_why_and_what_to_use(
+    fake_llama: FakeLlama, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "prog.cx").write_text("""
+        on clock.now (event) { return "12:00"; }
+        on thinking.error (event) { print(event.error); }
+        think { prompt: "What time is it?", tools: [ clock.now ] };
+    """)
+    code = main(["run", "prog.cx", "--backend", "llama", "--model", "model.gguf"])
+    assert (code, capsys.readouterr().out) == (0, llama_module.NO_TOOLS + "\n")
+    assert fake_llama.built == []  # refused before the model is loaded
+
+
+@needs_model
+async def test_a_schema_holds_the_model_to_json_that_fits(backend: LlamaBackend) -> None:
+    from cxlang.services.backend import Turn  # noqa: PLC0415
+    from cxlang.services.schema import checker, fit, json_schema, parse_answer  # noqa: PLC0415
+
+    schema = json_schema({"city": "string", "celsius": "number", "sunny": "boolean"})
+    reply = await backend.act(
+        ServiceRequest("think", {"prompt": "Paris is 21 degrees and sunny today.",
+                                 "temperature": 0, "maxTokens": 60}), Turn(schema=schema))
+    value, problem = parse_answer(reply.text)
+    assert problem is None, reply.text
+    assert fit(value, checker(schema)) is None, reply.text

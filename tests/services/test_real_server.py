@@ -343,3 +343,36 @@ def test_cx_backends_calls_an_unlisted_model_usable(
     line = done.stdout.splitlines()[1]
     assert line.startswith(f"  openai  available    {model_server.url}, model gemma: not "
                            f"listed by the server (it lists: {model_server.model})")
+
+
+# A model that acts ------------------------------------------------------------------------------
+
+async def test_a_schema_is_held_to_by_the_servers_grammar(backend: OpenAIBackend) -> None:
+    # llama-cpp-python's server takes no json_schema response_format (422): the backend asks
+    # for json_object with the schema, which the server turns into a grammar.
+    async with Runtime() as runtime:
+        invoker = ServiceInvoker(runtime, backend)
+        value = await invoker.answer("think", {
+            "prompt": "Paris is 21 degrees and sunny today.", "temperature": 0,
+            "maxTokens": 60, "schema": {"city": "string", "celsius": "number",
+                                        "sunny": "boolean"}})
+    assert isinstance(value, dict)
+    assert isinstance(value["city"], str) and isinstance(value["sunny"], bool)
+    assert isinstance(value["celsius"], int | float)
+    assert backend._json_schema_refused  # the fallback is what is tested
+
+
+async def test_tools_reach_the_server_and_a_model_that_calls_none_answers(
+    backend: OpenAIBackend
+) -> None:
+    # Gemma 3 270M behind the server's default chat format calls no tools: the request with
+    # tools is still taken, and the answer is the model's text, with no tool calls.
+    calls: list[object] = []
+    async with Runtime() as runtime:
+        runtime.on("clock.now", lambda event: calls.append(event) or "12:00", inline=True)
+        invoker = ServiceInvoker(runtime, backend)
+        value = await invoker.answer("think", {
+            "prompt": "What time is it?", "temperature": 0, "maxTokens": 12,
+            "tools": [{"event": "clock.now", "description": "The time now"}]})
+    assert isinstance(value, str)
+    assert calls == []

@@ -116,6 +116,7 @@ class ParallelHandlerCoordinator:
         max_concurrency: int | None,
         fail_fast: bool,
         on_outcome: Callable[[BranchOutcome], None] | None = None,
+        payloads: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> _ParallelCall:
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -124,7 +125,11 @@ class ParallelHandlerCoordinator:
         # One read-only copy per call: a handler cannot change what its siblings see.
         source = ReadOnlyPayload(payload or ())
         make_event = self.bus.make_event
-        events = [make_event(event, source) for event in parameters.values()]
+        if payloads is None:
+            events = [make_event(event, source) for event in parameters.values()]
+        else:  # each branch its own payload: a model's tool calls, each with its arguments
+            events = [make_event(event, ReadOnlyPayload(payloads[name]))
+                      for name, event in parameters.items()]
         return _ParallelCall(self, loop, parameters.keys(), events, source, limit,
                              max_concurrency, fail_fast, on_outcome)
 
@@ -163,6 +168,23 @@ class ParallelHandlerCoordinator:
         none).
         """
         call = self._call(parameters, payload, timeout, max_concurrency, fail_fast)
+        await call.run()
+        return call.result(self.mapper)
+
+    async def run_each(
+        self,
+        branches: Mapping[str, tuple[str, Mapping[str, Any]]],
+        *,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+    ) -> ParallelExecutionResult:
+        """Like :meth:`run`, but each branch ``name: (event, payload)`` has a payload of its
+        own; the consolidated payload holds only the results."""
+        parameters = HandlerParameters({name: event for name, (event, _) in branches.items()})
+        payloads = {name: payload for name, (_, payload) in branches.items()}
+        call = self._call(parameters, None, timeout, max_concurrency, fail_fast,
+                          payloads=payloads)
         await call.run()
         return call.result(self.mapper)
 

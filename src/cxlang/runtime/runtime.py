@@ -195,6 +195,21 @@ class Runtime:
             max_concurrency=max_concurrency, fail_fast=fail_fast,
         )
 
+    async def parallel_each(
+        self,
+        branches: Mapping[str, tuple[str, Mapping[str, Any]]],
+        *,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+    ) -> ParallelExecutionResult:
+        """Like :meth:`parallel`, but each branch ``name: (event, payload)`` gets a payload of
+        its own, as the tool calls of one model turn each bring their arguments:
+        ``await rt.parallel_each({"a": ("weather.lookup", {"city": "Paris"}), ...})``."""
+        return await self.coordinator.run_each(branches, timeout=timeout,
+                                               max_concurrency=max_concurrency,
+                                               fail_fast=fail_fast)
+
     def as_completed(
         self,
         parameters: ParameterSpec,

@@ -3,17 +3,25 @@
 Methods are coroutines so a backend can wait on the network without blocking the loop, and so a
 branch that times out or is cancelled cancels its request too (cancellation propagates into the
 awaiting coroutine). ``stream`` yields text as it arrives.
+
+A call with ``schema:`` or ``tools:`` is a conversation of turns (:mod:`.tools` runs it): each
+turn the backend is given the conversation so far (:class:`Turn`) and answers with text or
+with tool calls (:class:`Reply`); the tools' results and any correction ("that answer did not
+fit the schema") go back in the next turn. The data here is the backends' common vocabulary
+for it; each renders it in its own API's words.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Backend", "BackendError", "BackendUnavailableError", "ServiceRequest",
-           "plain_data"]
+__all__ = ["Backend", "BackendError", "BackendUnavailableError", "Correction", "Entry",
+           "PieceSink", "Reply", "ServiceRequest", "Tool", "ToolCall", "ToolResult", "Turn",
+           "plain_data", "wire_names"]
 
 
 class BackendError(Exception):
@@ -53,6 +61,69 @@ class ServiceRequest:
         return value if isinstance(value, str) else _as_text(value)
 
 
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """An event whose handlers the model may call: its name, what it is for, and the JSON
+    Schema of its arguments (the event's payload)."""
+
+    event: str
+    description: str | None
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool the model asked for: the API's id for the call, the tool's event name (or the
+    name the model gave, when it is no tool's), the arguments as sent (``text``) and as read
+    (``arguments``), and ``problem`` when they could not be read as a JSON object."""
+
+    id: str
+    name: str
+    arguments: Any
+    text: str
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One model turn: its text, and the tool calls it asks for (none: it has answered)."""
+
+    text: str
+    calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool call gave, as JSON text for the model."""
+
+    call: ToolCall
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """Words to the model after an answer that did not fit the schema."""
+
+    text: str
+
+
+Entry = Reply | ToolResult | Correction
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What a model turn is given besides the call itself: the tools it may call, the schema
+    its answer must fit, and the conversation since the call's prompt."""
+
+    tools: tuple[Tool, ...] = ()
+    schema: Mapping[str, Any] | None = None
+    transcript: tuple[Entry, ...] = ()
+
+
+PieceSink = Callable[[str], Awaitable[None]]
+"""Where a streamed turn's text goes, piece by piece, as it arrives."""
+
+
 class Backend(Protocol):
     """A model behind the services. ``name`` is what ``--backend`` selects."""
 
@@ -69,6 +140,12 @@ class Backend(Protocol):
 
     async def chat(self, request: ServiceRequest) -> str:
         """A reply for ``chat``."""
+        ...
+
+    async def act(self, request: ServiceRequest, turn: Turn,
+                  pieces: PieceSink | None = None) -> Reply:
+        """One turn of a call with ``schema:`` or ``tools:``; with *pieces*, the text is
+        streamed there as it arrives (``stream: true``)."""
         ...
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
@@ -103,3 +180,24 @@ def plain_data(value: Any) -> Any:
     compiler, so they ask by name; anything else is written as its text."""
     as_data = getattr(value, "as_data", None)
     return as_data() if callable(as_data) else str(value)
+
+
+_WIRE_NAME = re.compile(r"[^a-zA-Z0-9_-]")
+WIRE_NAME_LENGTH = 64  # OpenAI's limit for a function's name; llama-cpp-python's too
+
+
+def wire_names(events: Iterable[str]) -> dict[str, str]:
+    """A function name per tool event, as APIs in OpenAI's style take them (letters, digits,
+    ``_`` and ``-``, at most 64): ``weather.lookup`` is ``weather__lookup``. The mapping is
+    wire name -> event, so a call's name reads back to its event; two events that would
+    share a name (``a.b`` and ``a__b``) get ``_2``, ``_3``... instead of colliding."""
+    names: dict[str, str] = {}
+    for event in events:
+        base = _WIRE_NAME.sub("_", event.replace(".", "__"))[:WIRE_NAME_LENGTH]
+        name, number = base, 1
+        while name in names:
+            number += 1
+            suffix = f"_{number}"
+            name = base[:WIRE_NAME_LENGTH - len(suffix)] + suffix
+        names[name] = event
+    return names

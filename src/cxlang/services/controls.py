@@ -54,15 +54,21 @@ CONTROLS: Mapping[str, Control] = {
     "temperature": Control(lambda v: _number(v) and v >= 0, "a number >= 0"),
     "maxTokens": Control(lambda v: _whole(v) and v >= 1,
                          "a whole number of at least 1 (the answer's length in tokens)"),
+    "maxSteps": Control(lambda v: _whole(v) and v >= 1,
+                        "a whole number of at least 1 (model turns, tool calls between them)"),
+    "schemaRetries": Control(lambda v: _whole(v) and v >= 0,
+                             "a whole number >= 0 (how often an answer that does not fit the "
+                             "schema is asked for again)"),
     "durationMs": Control(lambda v: _number(v) and v >= 0, "a number of milliseconds >= 0"),
     "minDurationMs": Control(lambda v: _number(v) and v >= 0, "a number of milliseconds >= 0"),
     "maxDurationMs": Control(lambda v: _number(v) and v >= 0, "a number of milliseconds >= 0"),
 }
 
-# The words the services read besides the controls; "handlers" lists the completion events.
+# The words the services read besides the controls; "handlers" lists the completion events,
+# "schema" and "tools" make a model that acts (shapes checked by .schema and .tools).
 PROPERTIES: frozenset[str] = frozenset(CONTROLS) | {
     "prompt", "message", "data", "text", "system", "context", "messages", "evaluate",
-    "condition", "handlers", "command", "arguments", "workingDirectory",
+    "condition", "handlers", "command", "arguments", "workingDirectory", "schema", "tools",
 }
 
 

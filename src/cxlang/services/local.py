@@ -13,6 +13,11 @@ A condition (``is``, ``not``, ``iam``) is answered, first rule that applies:
    gets the same answers on every run, and a question asked over and over (a handler that
    asks again whenever the answer is yes) is answered yes about half the time, so such a
    loop ends.
+
+A model that acts (``schema:``, ``tools:``) is as predictable: its first turn calls every tool
+once, with arguments built from the tool's parameters (``"example"`` for text, 1 for numbers,
+true; :func:`.schema.example_of`), and its next answers with its usual text followed by what
+each tool gave; an answer with a schema is the object :func:`.schema.example_of` builds.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 
-from .backend import ServiceRequest
+from .backend import PieceSink, Reply, ServiceRequest, ToolCall, ToolResult, Turn
+from .schema import example_of
 
 __all__ = ["LocalBackend"]
 
@@ -56,10 +62,28 @@ class LocalBackend:
         return f"{_VERBS.get(request.service, 'Answered')}: {request.prompt}"
 
     async def stream(self, request: ServiceRequest) -> AsyncIterator[str]:
-        words = (await self.complete(request)).split(" ")
-        for word in words[:-1]:
-            yield word + " "
-        yield words[-1]  # the pieces make up what complete() answers, to the character
+        for piece in _pieces(await self.complete(request)):
+            yield piece
+
+    async def act(self, request: ServiceRequest, turn: Turn,
+                  pieces: PieceSink | None = None) -> Reply:
+        results = [entry for entry in turn.transcript if isinstance(entry, ToolResult)]
+        if turn.tools and not results:
+            await self._wait()
+            return Reply("", tuple(_call(number, tool.event, example_of(tool.parameters))
+                                   for number, tool in enumerate(turn.tools, 1)))
+        if turn.schema is not None:
+            await self._wait()
+            text = json.dumps(example_of(turn.schema), ensure_ascii=False)
+        else:
+            text = await self.complete(request)
+            if results:
+                text += " (tools: " + "; ".join(
+                    f"{result.call.name} gave {result.content}" for result in results) + ")"
+        if pieces is not None:
+            for piece in _pieces(text):
+                await pieces(piece)
+        return Reply(text)
 
     async def chat(self, request: ServiceRequest) -> str:
         return await self.complete(ServiceRequest("chat", request.properties))
@@ -89,6 +113,17 @@ class LocalBackend:
 
 
 _QUESTION = ("evaluate", "context", "data")
+
+
+def _pieces(text: str) -> list[str]:
+    """*text* a word at a time, as a stream brings it: the pieces make it up to the
+    character."""
+    words = text.split(" ")
+    return [word + " " for word in words[:-1]] + [words[-1]]
+
+
+def _call(number: int, event: str, arguments: object) -> ToolCall:
+    return ToolCall(f"call_{number}", event, arguments, json.dumps(arguments))
 
 
 def _hash_vector(text: str, size: int = 16) -> list[float]:

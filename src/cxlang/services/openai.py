@@ -20,6 +20,12 @@ filling the memory. A redirect, an answer nested too deeply to parse, or content
 text fails with what it was; a plain JSON completion answering a streamed request (some
 servers ignore ``stream``) is taken as the whole answer, in one piece.
 
+A model that acts (:meth:`OpenAIBackend.act`) gets ``tools`` (function names in the API's
+alphabet: :func:`.backend.wire_names`) and answers with ``tool_calls``, several at once,
+plain or streamed; a ``schema:`` goes as ``response_format`` ``json_schema``. A server that
+refuses that (llama-cpp-python's takes only ``json_object``, with the schema beside it) gets
+``json_object`` with the schema in the instructions, from then on.
+
 Every exchange runs in a task of its own. httpx (through anyio) ties its locks and cancel
 scopes to the task that enters them, and a handler's first step may run in its caller's task
 (the runtime's eager start) before it continues in a task of its own; an exchange that began
@@ -34,20 +40,33 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, TypeVar
 
 import httpx
 
-from .backend import BackendError, BackendUnavailableError, ServiceRequest
+from .backend import (
+    BackendError,
+    BackendUnavailableError,
+    Correction,
+    Entry,
+    PieceSink,
+    Reply,
+    ServiceRequest,
+    ToolCall,
+    Turn,
+    wire_names,
+)
 from .config import BackendSettings
+from .controls import shown
 from .prompts import (
     Generation,
     chat_messages,
     classify_messages,
     generation,
     parse_yes_no,
+    schema_instructions,
 )
 from .retry import RetryPolicy, parse_retry_after
 from .sse import sse_events, sse_lines
@@ -80,8 +99,16 @@ _CONTEXT_OVERFLOW = re.compile(r"exceed context window of \d+|maximum context le
 # llama-cpp-python's server started without --embedding: every embeddings request fails so.
 _NO_EMBEDDINGS = "must be created with embedding=True"
 
+# A server refusing the request's response_format: OpenAI-style servers name the field,
+# llama-cpp-python's server its place in the body ('loc': ('body', 'response_format', ...)).
+_RESPONSE_FORMAT = re.compile(r"response_format|json_schema")
+
 # Chat-template tags a model may echo: <</SYS>>, <start_of_turn>, <|im_end|>, [INST], [/INST].
 _TEMPLATE_MARKUP = re.compile(r"<+/?[\w|]+>+|\[/?INST\]")
+
+
+class _FormatRefusedError(BackendError):
+    """The server refused the request's ``response_format``: another may do."""
 
 
 class _RetryableError(Exception):
@@ -113,6 +140,7 @@ class OpenAIBackend:
                                           base_delay=settings.retry_delay,
                                           max_delay=max(8.0, settings.retry_delay))
         self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._json_schema_refused = False  # the server refused response_format json_schema
         # No compression: a small compressed body could expand far past max_response_bytes
         # in one decoded chunk (a server that compresses anyway is still capped as decoded).
         headers = {"Accept-Encoding": "identity"}
@@ -179,6 +207,37 @@ class OpenAIBackend:
         # ("<</SYS>> Yes, it holds." from llama-cpp-python's server): that is not its answer.
         return parse_yes_no(_TEMPLATE_MARKUP.sub(" ", text))
 
+    async def act(self, request: ServiceRequest, turn: Turn,
+                  pieces: PieceSink | None = None) -> Reply:
+        names = wire_names(tool.event for tool in turn.tools)
+        wires = {event: wire for wire, event in names.items()}
+        messages = [*chat_messages(request), *_transcript(turn.transcript, wires)]
+        body = self._body(messages, generation(request))
+        if turn.tools:
+            body["tools"] = [{"type": "function", "function": _function(wires[tool.event],
+                                                                        tool.description,
+                                                                        tool.parameters)}
+                             for tool in turn.tools]
+        schema = turn.schema
+        if schema is None:
+            return await self._reply(body, names, pieces)
+        if not self._json_schema_refused:
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": schema}}
+            try:
+                return await self._reply(body, names, pieces)
+            except _FormatRefusedError as refused:
+                logger.info("%s: %s; asking for json_object with the schema in the "
+                            "instructions from now on", self._where, refused)
+                self._json_schema_refused = True
+        # llama-cpp-python's server holds the answer to a "schema" beside json_object.
+        body["response_format"] = {"type": "json_object", "schema": schema}
+        system = messages[0]
+        body["messages"] = [{**system, "content": f"{system['content']}\n\n"
+                                                  f"{schema_instructions(schema)}"},
+                            *messages[1:]]
+        return await self._reply(body, names, pieces)
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -188,8 +247,8 @@ class OpenAIBackend:
     def _where(self) -> str:
         return f"openai backend at {self.base_url}"
 
-    def _body(self, messages: list[dict[str, str]], options: Generation) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self.model, "messages": messages,
+    def _body(self, messages: Sequence[Mapping[str, Any]], options: Generation) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": list(messages),
                                 "max_tokens": self._limit(options)}
         if options.temperature is not None:
             body["temperature"] = options.temperature
@@ -222,15 +281,60 @@ class OpenAIBackend:
         data = await self._post("chat/completions", self._body(messages, options))
         return self._completion(data)
 
-    def _completion(self, data: Any) -> tuple[str, str | None]:
-        """A chat.completion object's text and finish_reason."""
+    async def _reply(self, body: dict[str, Any], names: Mapping[str, str],
+                     pieces: PieceSink | None) -> Reply:
+        """A model turn's text and tool calls (their names read back to events by *names*),
+        streamed to *pieces* when given."""
+        calls: list[Any] = []
+        if pieces is None:
+            data = await self._post("chat/completions", body)
+            text, finish = self._completion(data, calls)
+            if finish == "length":
+                self._note_cap(body["max_tokens"])
+            return Reply(text, self._tool_calls(calls, names))
+        texts: list[str] = []
+        async for piece in self._stream({**body, "stream": True}, calls):
+            await pieces(piece)
+            texts.append(piece)
+        return Reply("".join(texts), self._tool_calls(calls, names))
+
+    def _completion(self, data: Any, calls: list[Any] | None = None) -> tuple[str, str | None]:
+        """A chat.completion object's text and finish_reason; its tool calls, as sent, are
+        added to *calls*."""
         try:
             choice = data["choices"][0]
-            content = choice["message"]["content"]
+            message = choice["message"]
+            content = message["content"]
             finish = choice.get("finish_reason")
+            if calls is not None:
+                calls.extend(message.get("tool_calls") or ())
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self._unexpected(data, exc) from None
         return self._text(content, data), finish if isinstance(finish, str) else None
+
+    def _tool_calls(self, sent: list[Any], names: Mapping[str, str]) -> tuple[ToolCall, ...]:
+        """The tool calls of a turn as sent (``[{id, function: {name, arguments}}]``), each
+        with an id of its own and its arguments read (or why they cannot be)."""
+        calls: list[ToolCall] = []
+        ids: set[str] = set()
+        for number, item in enumerate(sent, 1):
+            try:
+                function = item.get("function") or {}
+                wire = str(function.get("name") or "")
+                text = function.get("arguments")
+                ident = item.get("id")
+            except AttributeError as exc:
+                raise self._unexpected(sent, exc) from None
+            if not isinstance(text, str):  # some servers send the object itself
+                text = "" if text is None else json.dumps(text)
+            # The call's id keys its result back to the model: one a server left out or
+            # repeated is made unique.
+            if not isinstance(ident, str) or not ident or ident in ids:
+                ident = f"call_{number}"
+            ids.add(ident)
+            arguments, problem = _arguments(text)
+            calls.append(ToolCall(ident, names.get(wire, wire), arguments, text, problem))
+        return tuple(calls)
 
     def _text(self, content: Any, data: Any) -> str:
         """An answer's ``content``: text, or none at all (``null``, as with a tool call)."""
@@ -305,13 +409,16 @@ class OpenAIBackend:
                 f"(it starts {_start(raw)!r}); is OPENAI_BASE_URL an OpenAI-"
                 "compatible API?") from None
 
-    async def _stream(self, body: dict[str, Any]) -> AsyncIterator[str]:
-        """Content deltas of a streamed chat completion. Retried only until the first piece:
-        after that a retry would repeat text the caller already has. The answer is whole
-        only once a chunk carried a ``finish_reason``: a stream that ends without one, by
-        ``[DONE]`` or by the connection closing, was cut short."""
+    async def _stream(self, body: dict[str, Any],
+                      calls: list[Any] | None = None) -> AsyncIterator[str]:
+        """Content deltas of a streamed chat completion; with *calls*, the tool calls the
+        deltas build up are added there, as a plain answer sends them. Retried only until the
+        first piece: after that a retry would repeat text the caller already has. The answer
+        is whole only once a chunk carried a ``finish_reason``: a stream that ends without
+        one, by ``[DONE]`` or by the connection closing, was cut short."""
         for attempt in range(self.retry.max_retries + 1):
             pieces = 0
+            parts: dict[int, dict[str, Any]] = {}  # tool calls by index, as they build up
             try:
                 async with self._slots, self._deadline(), self._client.stream(
                     "POST", "chat/completions", json=body
@@ -322,7 +429,8 @@ class OpenAIBackend:
                     if _is_json(response):
                         # A server that ignores stream answers with the whole completion.
                         text, finish = self._completion(self._json(
-                            b"".join([chunk async for chunk in chunks]), "chat/completions"))
+                            b"".join([chunk async for chunk in chunks]), "chat/completions"),
+                            calls)
                         if text:
                             yield text
                         if finish == "length":
@@ -334,13 +442,15 @@ class OpenAIBackend:
                         if event.data.strip() == "[DONE]":
                             break
                         events += 1
-                        piece, finish = self._delta(event.data, finish)
+                        piece, finish = self._delta(event.data, finish, parts)
                         if piece:
                             pieces += 1
                             yield piece
                     if finish == "length":
                         self._note_cap(body["max_tokens"])
                     if finish is not None:
+                        if calls is not None:
+                            calls.extend(parts[index] for index in sorted(parts))
                         return
                     raise self._unfinished(events, pieces)
             except (httpx.HTTPError, _RetryableError) as exc:
@@ -424,6 +534,11 @@ class OpenAIBackend:
                                f"({reason}: {detail.rstrip('.')}); shorten the prompt or the "
                                "messages: history, or lower maxTokens: (or max_tokens in "
                                "cx.toml)")
+        if (status in (400, 422) or status >= 500) and _RESPONSE_FORMAT.search(detail):
+            # llama-cpp-python's server answers 500 for a response_format it does not take:
+            # asking again gives the same.
+            raise _FormatRefusedError(f"{self._where}: {reason}: {detail}; the server does "
+                                      "not take this response_format")
         if _NO_EMBEDDINGS in detail:  # a 500, but asking again gives the same
             raise BackendError(f"{self._where}: the server computes no embeddings, which "
                                f"learn needs ({reason}: {detail}); start llama-cpp-python's "
@@ -441,9 +556,10 @@ class OpenAIBackend:
         raise BackendError(f"{self._where}: {reason}{': ' + detail if detail else ''}; "
                            f"{advice}")
 
-    def _delta(self, data: str, finish: str | None) -> tuple[str, str | None]:
+    def _delta(self, data: str, finish: str | None,
+               parts: dict[int, dict[str, Any]]) -> tuple[str, str | None]:
         """A streamed chunk's text, and the answer's finish_reason so far (*finish* until a
-        chunk carries one)."""
+        chunk carries one); the pieces of tool calls it carries go into *parts*, by index."""
         try:
             chunk = json.loads(data)
         except RecursionError:
@@ -461,8 +577,11 @@ class OpenAIBackend:
             if not choices:  # a usage-only chunk
                 return "", finish
             choice = choices[0]
-            content = choice.get("delta", {}).get("content")
+            delta = choice.get("delta", {})
+            content = delta.get("content")
             reason = choice.get("finish_reason")
+            for piece in delta.get("tool_calls") or ():
+                _add_call_part(parts, piece)
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self._unexpected(chunk, exc) from None
         return self._text(content, chunk), reason if isinstance(reason, str) else finish
@@ -507,6 +626,63 @@ async def list_models(settings: BackendSettings, timeout: float = 2.0) -> list[s
     except (ValueError, KeyError, TypeError):
         raise BackendError(f"{where}: GET /models did not answer as the OpenAI API does; "
                            "is OPENAI_BASE_URL right (it usually ends in /v1)?") from None
+
+
+def _transcript(entries: Sequence[Entry], wires: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A model that acts's conversation since the prompt, as chat messages."""
+    messages: list[dict[str, Any]] = []
+    for entry in entries:
+        if isinstance(entry, Correction):
+            messages.append({"role": "user", "content": entry.text})
+        elif isinstance(entry, Reply):
+            message: dict[str, Any] = {"role": "assistant", "content": entry.text or None}
+            if entry.calls:
+                message["tool_calls"] = [
+                    {"id": call.id, "type": "function", "function": {
+                        "name": wires.get(call.name, call.name), "arguments": call.text}}
+                    for call in entry.calls]
+            messages.append(message)
+        else:
+            messages.append({"role": "tool", "tool_call_id": entry.call.id,
+                             "content": entry.content})
+    return messages
+
+
+def _function(name: str, description: str | None,
+              parameters: Mapping[str, Any]) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": name, "parameters": dict(parameters)}
+    if description is not None:
+        function["description"] = description
+    return function
+
+
+def _add_call_part(parts: dict[int, dict[str, Any]], piece: Any) -> None:
+    """One streamed piece of a tool call: the first brings its id and name, the others
+    more of its arguments."""
+    index = piece.get("index", 0)
+    part = parts.setdefault(index if isinstance(index, int) else 0,
+                            {"id": None, "function": {"name": "", "arguments": ""}})
+    if piece.get("id"):
+        part["id"] = piece["id"]
+    function = piece.get("function") or {}
+    name, arguments = function.get("name"), function.get("arguments")
+    if isinstance(name, str) and not part["function"]["name"]:
+        part["function"]["name"] = name
+    if isinstance(arguments, str):
+        part["function"]["arguments"] += arguments
+
+
+def _arguments(text: str) -> tuple[Any, str | None]:
+    """A tool call's arguments read from their JSON text, or why they cannot be."""
+    if not text.strip():
+        return {}, None  # a tool without parameters is often called so
+    try:
+        arguments = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, f"the arguments are not valid JSON: {shown(text)}"
+    if not isinstance(arguments, dict):
+        return None, f"the arguments are not a JSON object: {shown(text)}"
+    return arguments, None
 
 
 def _per_token(embedding: Any) -> bool:

@@ -8,6 +8,7 @@ history) and, for ``is``/``not``, ``evaluate:`` (the statement to check) and ``d
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ __all__ = [
     "completion_prompt",
     "generation",
     "parse_yes_no",
+    "schema_instructions",
 ]
 
 Message = dict[str, str]
@@ -107,6 +109,13 @@ def completion_prompt(request: ServiceRequest) -> tuple[str, list[str]]:
         return head + "\n".join(turns) + "\nAssistant:", ["\nUser:", "\n\n"]
     task, answer = _LABELS.get(request.service, _LABELS["think"])
     return f"{head}{task}: {request.prompt}\n{answer}:", ["\n\n", f"\n{task}:"]
+
+
+def schema_instructions(schema: Mapping[str, Any]) -> str:
+    """What a model is told when the API itself cannot hold it to a schema (a server that
+    refuses ``json_schema``, a base model's prompt): the schema, and to answer with JSON."""
+    return ("Answer with only a JSON value, nothing before or after it, that fits this JSON "
+            f"Schema: {json.dumps(schema, ensure_ascii=False)}")
 
 
 def classify_prompt(request: ServiceRequest) -> str:

@@ -10,6 +10,11 @@ A call with ``parallel=`` is a parallel call's source step, as a CX call with ha
 parameters is: the model call, then the handlers over the call's payload plus ``result``, all
 at once (:meth:`cxlang.Runtime.parallel`); it returns their consolidated result, whose partial
 failures are data (``res.failures``), not exceptions.
+
+``schema=`` and ``tools=`` make the model act, as in CX (:mod:`.tools`): ``schema=`` takes a
+shape (shorthand or JSON Schema, a dict) and gives the object that fits, or a dataclass or
+Pydantic model and gives an instance of it (:mod:`.python_types`); ``tools=`` names events
+whose handlers on the runtime the model may call, several at once.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import difflib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, TypedDict, Unpack, overload
+from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 from ..runtime import ParallelExecutionResult, Runtime
 from ..runtime.resolver import ParameterSpec
@@ -26,11 +31,19 @@ from .backend import Backend
 from .config import BackendSettings, load_settings
 from .invoker import ServiceInvoker
 from .memory import Memory
+from .python_types import answer_type
 from .registry import create_backend
 
-__all__ = ["ModelOptions", "Services"]
+__all__ = ["ModelOptions", "Services", "ToolSpec"]
 
-_CX_NAMES = {"max_tokens": "maxTokens"}
+_CX_NAMES = {"max_tokens": "maxTokens", "max_steps": "maxSteps",
+             "schema_retries": "schemaRetries"}
+
+T = TypeVar("T")
+
+ToolSpec = str | Mapping[str, Any]
+"""A tool: an event name (``"weather.lookup"``), or ``{"event": ..., "description": ...,
+"parameters": {...}}``."""
 
 
 class ModelOptions(TypedDict, total=False):
@@ -41,6 +54,9 @@ class ModelOptions(TypedDict, total=False):
     temperature: float | None
     max_tokens: int | None  # the answer's length (default: max_tokens in cx.toml, 256)
     recall: int | None  # learnt texts given to the model (default 3, 0 for none)
+    tools: Sequence[ToolSpec] | None  # events whose handlers the model may call
+    max_steps: int | None  # model turns, tool calls between them (default 8)
+    schema_retries: int | None  # asking again for an answer that does not fit (default 1)
 
 
 class Services:
@@ -93,7 +109,19 @@ class Services:
     # Text ------------------------------------------------------------------------------------
 
     @overload
-    async def think(self, prompt: str, **options: Unpack[ModelOptions]) -> str: ...
+    async def think(self, prompt: str, *, schema: type[T], timeout: float | None = None,
+                    max_concurrency: int | None = None, fail_fast: bool = False,
+                    **options: Unpack[ModelOptions]) -> T: ...
+
+    @overload
+    async def think(self, prompt: str, *, schema: Mapping[str, Any],
+                    timeout: float | None = None, max_concurrency: int | None = None,
+                    fail_fast: bool = False, **options: Unpack[ModelOptions]) -> Any: ...
+
+    @overload
+    async def think(self, prompt: str, *, timeout: float | None = None,
+                    max_concurrency: int | None = None, fail_fast: bool = False,
+                    **options: Unpack[ModelOptions]) -> str: ...
 
     @overload
     async def think(
@@ -101,6 +129,7 @@ class Services:
         prompt: str,
         *,
         parallel: ParameterSpec,
+        schema: Any = None,
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
@@ -112,12 +141,18 @@ class Services:
         prompt: str,
         *,
         parallel: ParameterSpec | None = None,
+        schema: Any = None,
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
         **options: Unpack[ModelOptions],
-    ) -> str | ParallelExecutionResult:
+    ) -> Any:
         """The model's answer to *prompt*.
+
+        With ``schema=`` the answer is an object that fits it (a dict; an instance for a
+        dataclass or Pydantic model); with ``tools=["weather.lookup", ...]`` the model may
+        call those events' handlers on the runtime, several at once, each under ``timeout``
+        (seconds, per handler), ``max_concurrency`` and ``fail_fast``, before it answers.
 
         With ``parallel={"name": "event.name", ...}`` the answer is a parallel call's source
         step: the handlers then run at once over ``{"prompt": ..., "result": answer}`` (with
@@ -126,14 +161,43 @@ class Services:
         ``fail_fast`` are :meth:`cxlang.Runtime.parallel`'s.
         """
         properties = _properties(options, prompt=prompt)
-        return await self._text("think", properties, parallel, timeout, max_concurrency,
-                                fail_fast)
+        return await self._text("think", properties, schema, parallel, timeout,
+                                max_concurrency, fail_fast)
 
     @overload
     async def chat(
         self,
         message: str | None = None,
         *,
+        schema: type[T],
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+        messages: Sequence[Mapping[str, str]] | None = None,
+        **options: Unpack[ModelOptions],
+    ) -> T: ...
+
+    @overload
+    async def chat(
+        self,
+        message: str | None = None,
+        *,
+        schema: Mapping[str, Any],
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
+        messages: Sequence[Mapping[str, str]] | None = None,
+        **options: Unpack[ModelOptions],
+    ) -> Any: ...
+
+    @overload
+    async def chat(
+        self,
+        message: str | None = None,
+        *,
+        timeout: float | None = None,
+        max_concurrency: int | None = None,
+        fail_fast: bool = False,
         messages: Sequence[Mapping[str, str]] | None = None,
         **options: Unpack[ModelOptions],
     ) -> str: ...
@@ -144,6 +208,7 @@ class Services:
         message: str | None = None,
         *,
         parallel: ParameterSpec,
+        schema: Any = None,
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
@@ -156,19 +221,21 @@ class Services:
         message: str | None = None,
         *,
         parallel: ParameterSpec | None = None,
+        schema: Any = None,
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
         messages: Sequence[Mapping[str, str]] | None = None,
         **options: Unpack[ModelOptions],
-    ) -> str | ParallelExecutionResult:
+    ) -> Any:
         """The assistant's reply to *message*, after the history in ``messages``
         (``[{"role": "user", "content": "hi"}, ...]``); without *message* it answers the
-        history's last turn. ``parallel=`` and its options as in :meth:`think`."""
+        history's last turn. ``schema=``, ``tools=``, ``parallel=`` and their options as in
+        :meth:`think`."""
         history = _history("chat", "message", message, messages)
         properties = _properties(options, message=message, messages=history)
-        return await self._text("chat", properties, parallel, timeout, max_concurrency,
-                                fail_fast)
+        return await self._text("chat", properties, schema, parallel, timeout,
+                                max_concurrency, fail_fast)
 
     def stream(
         self,
@@ -233,20 +300,34 @@ class Services:
         self,
         service: str,
         properties: dict[str, Any],
+        schema: Any,
         parallel: ParameterSpec | None,
         timeout: float | None,
         max_concurrency: int | None,
         fail_fast: bool,
-    ) -> str | ParallelExecutionResult:
-        if parallel is None and (timeout is not None or max_concurrency is not None
-                                 or fail_fast):
+    ) -> Any:
+        tools = properties.get("tools")
+        if parallel is None and tools is None and (timeout is not None
+                                                   or max_concurrency is not None
+                                                   or fail_fast):
             raise TypeError(f"{service}(): timeout, max_concurrency and fail_fast steer the "
-                            "handlers of parallel=; to bound the model call itself, await it "
-                            "inside `async with asyncio.timeout(seconds):`")
+                            "handlers of parallel= and tools=; to bound the model call itself, "
+                            "await it inside `async with asyncio.timeout(seconds):`")
         self._check_open()
-        result = await self._invoker.answer(service, properties)
+        if tools is not None:
+            # As a CX call's: each tool call's handlers (and each model turn) within timeout.
+            properties["tools"] = [{"event": tool} if isinstance(tool, str) else dict(tool)
+                                   for tool in tools]
+            properties.update({key: value for key, value in (
+                ("timeout", None if timeout is None else timeout * 1000),
+                ("maxConcurrency", max_concurrency), ("failFast", fail_fast or None),
+            ) if value is not None})
+        shape, made = answer_type(schema)
+        if shape is not None:
+            properties["schema"] = shape
+        result = made(await self._invoker.answer(service, properties))
         if parallel is None:
-            return str(result)
+            return result if schema is not None else str(result)
         # The payload a CX call's handlers get, so one handler serves both faces.
         return await self.runtime.parallel(
             parallel, {**properties, "result": result}, timeout=timeout,

@@ -11,6 +11,7 @@ from .config import BackendSettings
 from .local import LocalBackend
 
 __all__ = [
+    "ACTING",
     "BACKENDS",
     "SERVICES",
     "BackendInfo",
@@ -55,6 +56,10 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec("execute", "execute", "execute.complete", "execute.error"),
     )
 }
+
+ACTING: tuple[str, ...] = tuple(name for name, spec in SERVICES.items()
+                                if spec.kind in ("complete", "chat"))
+"""The services whose model may answer to a ``schema:`` and call ``tools:``."""
 
 
 def service_for_event(name: str) -> str | None:
