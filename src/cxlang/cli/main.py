@@ -28,7 +28,7 @@ from ..services import BackendSettings, ConfigError, backend_names, load_setting
 from ..services.availability import backend_statuses, render_statuses
 from ..services.execute import ALLOW_FLAG
 from ..syntax import CxError
-from . import golden, graph_command, trace_command
+from . import golden, graph_command, lsp_command, trace_command
 from .bus_config import BusConfig, load_bus_config
 from .durations import duration, time_limit
 from .observing import add_observation_arguments, apply_observation
@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     trace_command.add_parser(commands)
     golden.add_parser(commands)
     graph_command.add_parser(commands)
+    lsp_command.add_parser(commands)
 
     check = commands.add_parser("check", help="parse and compile programs, print diagnostics")
     check.add_argument("files", nargs="+", help="programs to check")
@@ -306,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         return golden.run(args)
     if args.command == "graph":
         return graph_command.run(args)
+    if args.command == "lsp":
+        return lsp_command.run(args)
     if args.command == "backends":
         return _backends(args)
     parser.print_help()

@@ -21,7 +21,7 @@ from ..services.registry import SERVICES
 from ..syntax import nodes as n
 from ..syntax import parse
 
-__all__ = ["Edge", "EventGraph", "Vertex", "event_graph"]
+__all__ = ["Edge", "EventGraph", "Vertex", "event_graph", "walk"]
 
 VertexKind = Literal["program", "handler", "call", "event"]
 EdgeKind = Literal["emits", "calls", "parallel", "joins", "fails", "tool", "delivers",
@@ -158,7 +158,7 @@ class _Builder:
 
     def body(self, node: n.Node, owner: str) -> None:
         """The emits and service calls in *node* (a statement, at any depth), from *owner*."""
-        for found in _walk(node):
+        for found in walk(node):
             if isinstance(found, n.Emit):
                 segments = found.event.segments
                 if len(segments) == 2 and segments[0] == "ai" and segments[1] in _AI_EVENTS:
@@ -202,7 +202,7 @@ class _Builder:
                 self.graph.link(event, handler, "delivers")
 
 
-def _walk(node: n.Node) -> Iterator[n.Node]:
+def walk(node: n.Node) -> Iterator[n.Node]:
     """*node* and every node inside it, in source order (without recursion: a program may
     nest deeply)."""
     todo: list[object] = [node]
