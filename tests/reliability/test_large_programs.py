@@ -97,3 +97,13 @@ def test_an_error_after_modules_were_compiled_is_reported(
     result = run(SPLIT + "on late { print(undeclared); }\n")
     assert result.code == 2
     assert result.err.startswith(f"{FILENAME}:16:17: unknown variable "), result.err
+
+
+@pytest.mark.parametrize("blanks", [" ", "\t", " \t"])
+def test_blanks_at_the_end_of_a_file_cost_what_they_are(blanks: str) -> None:
+    """A file ending in blanks with no newline was scanned in time quadratic in them (20,000
+    spaces: 50 s). A generous bound, far above what a linear scan takes (milliseconds)."""
+    source = "print(1);" + blanks * (20_000 // len(blanks))
+    started = time.perf_counter()
+    parse(source)
+    assert time.perf_counter() - started < 10

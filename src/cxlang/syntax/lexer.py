@@ -77,6 +77,9 @@ class Lexer:
         ops = sorted(self.punct, key=len, reverse=True)
         groups.append("(?P<PUNCT>" + "|".join(re.escape(op) for op in ops) + ")")
         groups.append(r"(?P<BAD>\S)")  # anything else: reported, never skipped silently
+        # Blanks that end the text: one match. Without it each of them would start a match
+        # that takes the rest of the blanks and fails: quadratic in a file's trailing spaces.
+        groups.append(r"(?P<EOF>\Z)")
         self._scan = re.compile(r"[^\S\n]*(?:" + "|".join(groups) + ")").finditer
 
     def tokenize(self, text: str) -> tuple[list[Tok], list[LexError]]:
@@ -103,6 +106,8 @@ class Lexer:
                 base = m.end() - 1
             elif kind == "LINE_COMMENT":
                 pass
+            elif kind == "EOF":
+                break
             else:  # rare kinds: comments spanning lines, and errors
                 value = m.group(kind)
                 end = m.end()
