@@ -17,6 +17,7 @@ from .memory import memory
 from .model import ScenarioResult
 from .nats_bus import nats_bus
 from .throughput import throughput
+from .tools import tool_turn
 
 __all__ = ["SCENARIOS", "Scenario", "names", "select"]
 
@@ -37,6 +38,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("cpu", "cpu_bound handlers in the process pool vs in process", cpu),
     Scenario("compile", "parse and compile a generated 2,000-line CX program", compile_time),
     Scenario("hotloop", "a CX loop vs the same loop in plain Python", hot_loop),
+    Scenario("tools", "a model turn calling 10 tools vs the 10 handlers called directly",
+             tool_turn),
     Scenario("nats", "the bus and parallel calls over a NATS server on loopback", nats_bus),
 )
 

@@ -16,6 +16,7 @@ Messages quote the value that did not fit as ``print`` writes it and name where 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -69,15 +70,23 @@ def json_schema(shape: Any, what: str = "schema") -> dict[str, Any]:
 
 
 def checker(schema: Mapping[str, Any]) -> Validator:
-    """What checks values against *schema* (a JSON Schema, as :func:`json_schema` gives):
-    made once per shape, it checks many answers or tool calls."""
-    return Draft202012Validator(schema)
+    """What checks values against *schema* (a JSON Schema, as :func:`json_schema` gives): one
+    per shape, kept, since a program asks with the same tools and schemas again and again and
+    making a validator costs more than using it."""
+    return _checker(json.dumps(schema))  # in its order: which error is named first depends on it
+
+
+@functools.lru_cache(maxsize=256)
+def _checker(schema: str) -> Validator:
+    return Draft202012Validator(json.loads(schema))
 
 
 def fit(value: Any, check: Validator, subject: str = "the answer") -> str | None:
     """What in *value* does not fit the schema of *check* (:func:`checker`), in CX words;
     ``None`` when it fits. *subject* names the value as a whole (``the answer``, ``the
     arguments``)."""
+    if check.is_valid(value):
+        return None  # the usual case, without ranking errors there are none of
     error = best_match(check.iter_errors(value))
     return None if error is None else _problem(error, subject)
 
