@@ -49,7 +49,8 @@ SNIPPETS = tour_snippets()
 def test_the_tour_has_its_snippets() -> None:
     # Guards the extraction: a renamed heading or fence must not leave nothing to run.
     headings = [heading for heading, _ in SNIPPETS]
-    assert headings == ["tour", "Streaming results as they finish", "The event bus",
+    assert headings == ["tour", "Retrying a branch", "Streaming results as they finish",
+                        "The event bus",
                         "The AI services from Python", "Models that act: schemas and tools"]
 
 

@@ -196,8 +196,10 @@ def test_a_fan_out_ends_soon_after_the_time_limit(tmp_path: Path, flags: list[st
     code, _, err = cx_run(tmp_path, FAN_OUT, "--timeout", "5", *flags)
     took = time.monotonic() - started
     assert code == 3, err
-    assert err.startswith("prog.cx: time limit of 5 s reached; still running: handler at "
-                          "prog.cx:1 (on x.go)"), err
+    # What is named as still running depends on the instant the limit struck (a handler, or
+    # nothing between two of them on a loaded machine); that it ends, and soon, does not.
+    assert err.startswith("prog.cx: time limit of 5 s reached; still running: "), err
+    assert_no_python(err)
     assert took < 5 + 10, took  # it ends within seconds; 10 s is for a busy machine
 
 

@@ -8,7 +8,8 @@ a typo would otherwise pass without a word.
 
 A literal ``schema:`` and the literal ``parameters:`` of ``tools:`` entries are checked as
 shapes (an unknown type word like ``"strin"`` is an error, with what was probably meant), at
-the place in the shape that is wrong. The compiler records an object literal's position but
+the place in the shape that is wrong; a literal ``retry:`` at its part that is wrong
+(``attempts: 0``, ``on: ["oops"]``). The compiler records an object literal's position but
 not its value, so those values are read back from the source here.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from ..compiler import CompiledProgram, compile_program
 from ..compiler.sites import NOT_LITERAL, CallSite, PropertyFact
-from ..services.controls import control_error, likely_meant, range_error
+from ..services.controls import control_error, likely_meant, range_error, retry_error
 from ..services.registry import ACTING
 from ..services.schema import ShapeError, json_schema
 from ..services.tools import TOOL_KEYS
@@ -54,6 +55,9 @@ def check_program(program: CompiledProgram) -> list[Diagnostic]:
         for fact in site.properties:
             if fact.key in ("schema", "tools"):
                 found += _shape_problems(source, site, fact)
+                continue
+            if fact.key == "retry" and fact.value is NOT_LITERAL:
+                found += _retry_problems(source, fact)
                 continue
             if fact.value is not NOT_LITERAL:
                 problem = control_error(fact.key, fact.value)
@@ -91,6 +95,19 @@ def _shape_problems(source: SourceFile, site: CallSite, fact: PropertyFact) -> l
                     f"the tool {event} has {prop.key}; a tool takes description: and "
                     "parameters:", prop.key_span))
     return found
+
+
+def _retry_problems(source: SourceFile, fact: PropertyFact) -> list[Diagnostic]:
+    """The error in a call's ``retry:`` object, if it is a literal one, at its wrong part."""
+    node = _value_node(source, fact.value_span)
+    data = _literal_data(node)
+    if node is None or data is NOT_LITERAL:
+        return []
+    problem = retry_error(data)
+    if problem is None:
+        return []
+    key, message = problem
+    return [source.diagnostic(message, _span_at(node, (key,) if key else ()))]
 
 
 def _shape(source: SourceFile, node: n.Node | None, what: str) -> list[Diagnostic]:

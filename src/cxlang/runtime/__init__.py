@@ -14,6 +14,7 @@ from .mapper import PayloadPropertyMapper
 from .outcomes import BranchOutcome, BranchTiming, Failure, FailureKind, ParallelExecutionResult
 from .pool import HandlerPool
 from .resolver import HandlerParameterResolver, HandlerParameters
+from .retry import Retry
 from .runtime import Runtime
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "PayloadPropertyMapper",
     "ProcessHandlerError",
     "QueueFull",
+    "Retry",
     "Runtime",
     "RuntimeClosed",
     "Subscription",

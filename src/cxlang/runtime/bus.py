@@ -29,6 +29,7 @@ from .pool import HandlerPool
 
 if TYPE_CHECKING:
     from .observe import Observer
+    from .retry import Retry
 
 __all__ = ["SYSTEM_ERROR", "EventBus", "FailureDescription", "FailureListener",
            "Transport"]
@@ -114,12 +115,15 @@ class EventBus:
         entity: str | None = None,
         cpu_bound: bool = False,
         inline: bool = False,
+        retry: Retry | None = None,
     ) -> Subscription:
+        """Subscribe *handler* to *pattern*; *retry* is its own policy in parallel calls (see
+        :class:`~.handlers.Subscription`)."""
         if not callable(handler):
             raise TypeError(f"a handler must be callable (a function or an 'async def'), got "
                             f"{type(handler).__name__}")
         kind = classify(handler, cpu_bound=cpu_bound, inline=inline)
-        sub = Subscription(EventPattern(pattern), handler, kind, entity, self._remove)
+        sub = Subscription(EventPattern(pattern), handler, kind, entity, self._remove, retry)
         self._subscriptions.append(sub)
         self._dispatch.clear()
         if self.transport is not None:

@@ -32,6 +32,8 @@ class ExecutionContext:
       failed under fail-fast, its caller was cancelled, the runtime closed). Coroutine
       handlers get ``CancelledError`` then; a thread cannot be interrupted, so a long ``def``
       handler checks this (or calls :func:`check_cancelled`) to stop early.
+    - ``attempt``: which run of the handler this is, 1 unless a :class:`~.retry.Retry` ran it
+      again after a failure (a handler in a worker process sees 1).
 
     A plain slotted class rather than a frozen dataclass: one is built per handler run, and this
     is five times cheaper to construct. Treat it as immutable. The bus and the coordinator hand
@@ -41,6 +43,8 @@ class ExecutionContext:
     """
 
     __slots__ = ("cancelled", "entity", "event", "execution_id", "parameter")
+
+    attempt = 1  # a class attribute: a run of a retry sets its own (no cost to the others)
 
     def __init__(
         self,

@@ -18,6 +18,13 @@ cancels its siblings, and the call raises it once they have ended, as a task gro
 Unlike a task group, a failing branch does not cancel its siblings unless the call is
 ``fail_fast``: the failure is recorded and the others' results are kept.
 
+Under a :class:`~.retry.Retry` (the call's, or a handler's own, which wins), a unit that fails
+with a kind the policy lists is not recorded: its slot is given back, and after the policy's
+wait a fresh unit (:class:`_Retry`, one object per run as ever) joins the front of the queue,
+with a deadline of its own. Until its last attempt fails the branch has not failed, so
+fail-fast does not stop the call for it; stopping the call (the caller's cancellation,
+fail-fast, ``aclose``) cancels the waits, and their branches fail ``cancelled``.
+
 Plain delivery (:meth:`ParallelHandlerCoordinator.emit_parallel`, behind ``Runtime.publish``)
 runs the same way as a :class:`_Delivery`: no deadline, no ``no_handler``, and a failing
 handler is reported as ``system.error``.
@@ -31,6 +38,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from .bus import EventBus
@@ -45,6 +53,7 @@ from .mapper import PayloadPropertyMapper
 from .outcomes import BranchOutcome, Failure, ParallelExecutionResult
 from .pool import HandlerPool
 from .resolver import HandlerParameters
+from .retry import Retry
 from .threads import HandlerThread
 
 __all__ = ["BranchFailed", "BranchStream", "ParallelHandlerCoordinator"]
@@ -115,6 +124,7 @@ class ParallelHandlerCoordinator:
         timeout: float | None,
         max_concurrency: int | None,
         fail_fast: bool,
+        retry: Retry | None,
         on_outcome: Callable[[BranchOutcome], None] | None = None,
         payloads: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> _ParallelCall:
@@ -131,7 +141,7 @@ class ParallelHandlerCoordinator:
             events = [make_event(event, ReadOnlyPayload(payloads[name]))
                       for name, event in parameters.items()]
         return _ParallelCall(self, loop, parameters.keys(), events, source, limit,
-                             max_concurrency, fail_fast, on_outcome)
+                             max_concurrency, fail_fast, retry, on_outcome)
 
     async def emit_parallel(
         self, events: list[Event], *, publish: bool = True
@@ -161,13 +171,14 @@ class ParallelHandlerCoordinator:
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
+        retry: Retry | None = None,
     ) -> ParallelExecutionResult:
         """Run every parameter's handlers at once over *payload*; see the module docstring.
 
         *timeout* is per handler, in seconds (``None``: the coordinator's default; ``math.inf``:
-        none).
+        none); with *retry*, per attempt.
         """
-        call = self._call(parameters, payload, timeout, max_concurrency, fail_fast)
+        call = self._call(parameters, payload, timeout, max_concurrency, fail_fast, retry)
         await call.run()
         return call.result(self.mapper)
 
@@ -178,12 +189,13 @@ class ParallelHandlerCoordinator:
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
+        retry: Retry | None = None,
     ) -> ParallelExecutionResult:
         """Like :meth:`run`, but each branch ``name: (event, payload)`` has a payload of its
         own; the consolidated payload holds only the results."""
         parameters = HandlerParameters({name: event for name, (event, _) in branches.items()})
         payloads = {name: payload for name, (_, payload) in branches.items()}
-        call = self._call(parameters, None, timeout, max_concurrency, fail_fast,
+        call = self._call(parameters, None, timeout, max_concurrency, fail_fast, retry,
                           payloads=payloads)
         await call.run()
         return call.result(self.mapper)
@@ -196,10 +208,11 @@ class ParallelHandlerCoordinator:
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
+        retry: Retry | None = None,
     ) -> BranchStream:
         """Like :meth:`run`, but yields ``(name, outcome)`` as each branch finishes."""
         return BranchStream(self.mapper, lambda push: self._call(
-            parameters, payload, timeout, max_concurrency, fail_fast, push))
+            parameters, payload, timeout, max_concurrency, fail_fast, retry, push))
 
 
 def _max_nesting() -> int:
@@ -237,6 +250,7 @@ class _Branch(BranchOutcome):
         self.failure: Failure | None = None
         self.started = 0.0
         self.finished = 0.0
+        self.attempts = 1
         self._event = event
         self._handlers = handlers
         self._pending = handlers
@@ -528,6 +542,11 @@ class _Handlers:
         else:
             self.running -= 1
             self.pool.release()
+        if failure is not None:
+            failure = self._retry(unit, failure)
+            if failure is None:  # it runs again later: its branch has not failed
+                self._after_settle()
+                return
         self._record(unit, value, failure)
         # As _after_settle, written out: this runs once per handler.
         if self.queue and not self._pumping:
@@ -548,6 +567,15 @@ class _Handlers:
         elif self.running == self.lingering and self._drained is not None \
                 and not self._drained.done():
             self._drained.set_result(None)
+
+    def _retry(self, unit: _Unit, failure: Failure) -> Failure | None:
+        """*failure* as recorded, or ``None`` if *unit* will run again instead (plain delivery
+        runs each handler once)."""
+        return failure
+
+    def _unstarted(self, unit: _Unit, reason: str) -> Failure:
+        """The failure of *unit*, stopped for *reason* before it started."""
+        return Failure("cancelled", reason)
 
     def _failure(
         self, unit: _Unit, error: BaseException | None, future: Running | None, lingering: bool
@@ -644,7 +672,7 @@ class _Handlers:
             unit.cancelled = True
             if not unit._branch.started:
                 unit._branch.started = _monotonic()
-            self._record(unit, None, Failure("cancelled", reason))
+            self._record(unit, None, self._unstarted(unit, reason))
         for unit in self.units:
             unit.cancel()
 
@@ -682,7 +710,7 @@ class _Handlers:
 class _ParallelCall(_Handlers):
     """The branches of one call with parallel handler parameters."""
 
-    __slots__ = ("fail_fast", "payload")
+    __slots__ = ("fail_fast", "payload", "retry", "sleeping")
 
     def __init__(
         self,
@@ -694,11 +722,54 @@ class _ParallelCall(_Handlers):
         timeout: float,
         cap: int | None,
         fail_fast: bool,
+        retry: Retry | None,
         on_outcome: Callable[[BranchOutcome], None] | None,
     ) -> None:
         super().__init__(coordinator, loop, names, events, timeout, cap, True, on_outcome)
         self.payload = payload
         self.fail_fast = fail_fast
+        self.retry = retry
+        self.sleeping: set[_Retry] | None = None  # runs waiting for their turn to run again
+
+    def _retry(self, unit: _Unit, failure: Failure) -> Failure | None:
+        policy = unit._sub.retry or self.retry
+        if policy is None:
+            return failure
+        runs = unit.attempt
+        if runs >= policy.attempts or failure.kind not in policy.on \
+                or self.stop_reason is not None or isinstance(failure.exception, LimitExceeded):
+            return replace(failure, attempts=runs)
+        again = _Retry(self, unit._branch, unit._index, unit._sub, runs + 1)
+        self.units.append(again)  # for stop()
+        if self.sleeping is None:
+            self.sleeping = set()
+        self.sleeping.add(again)
+        again.timer = self.loop.call_later(policy.wait(runs), self._retry_due, again)
+        return None
+
+    def _retry_due(self, unit: _Retry) -> None:
+        assert self.sleeping is not None
+        self.sleeping.discard(unit)
+        unit.timer = None
+        self.queue.appendleft(unit)  # a branch under way finishes before new ones start
+        if not self._pumping:
+            self._pump()
+
+    def _unstarted(self, unit: _Unit, reason: str) -> Failure:
+        if unit._sub.retry is None and self.retry is None:
+            return Failure("cancelled", reason)
+        return Failure("cancelled", reason, attempts=unit.attempt - 1)  # the runs it had
+
+    def stop(self, reason: str) -> None:
+        super().stop(reason)
+        sleeping = self.sleeping
+        while sleeping:
+            unit = sleeping.pop()
+            assert unit.timer is not None
+            unit.timer.cancel()
+            unit.cancelled = True
+            self._record(unit, None, self._unstarted(
+                unit, f"{reason}, while it waited to run again"))
 
     def _no_handler(self, branch: _Branch) -> None:
         branch.started = _monotonic()
@@ -723,6 +794,24 @@ class _ParallelCall(_Handlers):
         return ParallelExecutionResult(
             self.execution_id, mapper.consolidate(self.payload, outcomes), outcomes
         )
+
+
+class _Retry(_Unit):
+    """One more run of a handler whose last one failed under a :class:`~.retry.Retry`."""
+
+    __slots__ = ("attempt", "timer")
+
+    def __init__(
+        self, call: _Handlers, branch: _Branch, index: int, sub: Subscription, attempt: int
+    ) -> None:
+        super().__init__(call, branch, index, sub)
+        self.attempt = attempt
+        self.timer: asyncio.TimerHandle | None = None  # while it waits to start
+
+    def __call__(self, value: Any, error: BaseException | None) -> None:
+        if not self._settled and self.attempt > self._branch.attempts:
+            self._branch.attempts = self.attempt  # it ran, however it ended
+        super().__call__(value, error)
 
 
 class _Delivery(_Handlers):

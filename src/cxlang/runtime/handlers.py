@@ -33,6 +33,7 @@ from .threads import HandlerThread
 if TYPE_CHECKING:
     from .events import Event
     from .pool import HandlerPool
+    from .retry import Retry
 
 __all__ = ["Finished", "Handler", "HandlerKind", "Running", "Subscription", "cancel_handler",
            "classify", "start_handler"]
@@ -65,9 +66,14 @@ _THREAD = HandlerKind.THREAD
 
 
 class Subscription:
-    """One handler subscribed to one pattern. ``cancel()`` unsubscribes it."""
+    """One handler subscribed to one pattern. ``cancel()`` unsubscribes it.
 
-    __slots__ = ("_unsubscribe", "active", "callback", "entity", "kind", "name", "pattern")
+    ``retry``: the handler's own policy when it runs as a branch of a parallel call; it wins
+    over the call's, since the handler knows best whether running it again can help.
+    """
+
+    __slots__ = ("_unsubscribe", "active", "callback", "entity", "kind", "name", "pattern",
+                 "retry")
 
     def __init__(
         self,
@@ -76,6 +82,7 @@ class Subscription:
         kind: HandlerKind,
         entity: str | None,
         unsubscribe: Callable[[Subscription], None],
+        retry: Retry | None = None,
     ) -> None:
         self.pattern = pattern
         self.callback = callback
@@ -84,6 +91,7 @@ class Subscription:
         self.name = _handler_name(callback)
         self.active = True
         self._unsubscribe = unsubscribe
+        self.retry = retry
 
     def cancel(self) -> None:
         if self.active:

@@ -16,9 +16,9 @@ class PayloadPropertyMapper:
     """Source payload + each parameter's result under its name, in declaration order.
 
     A failed parameter maps to ``None`` (with several subscribers: their results, ``None`` where
-    one failed) and its failure goes to ``_errors[name]`` as
-    ``{"type", "message"}``; ``_errors`` is present only when something failed. The source payload
-    is copied, never mutated: the branches may still be reading it.
+    one failed) and its failure goes to ``_errors[name]`` as ``{"type", "message"}`` (and
+    ``attempts`` under a retry policy); ``_errors`` is present only when something failed. The
+    source payload is copied, never mutated: the branches may still be reading it.
     """
 
     __slots__ = ()
@@ -27,7 +27,7 @@ class PayloadPropertyMapper:
         self, source: Mapping[str, Any], outcomes: Iterable[BranchOutcome]
     ) -> dict[str, Any]:
         payload = dict(source)
-        errors: dict[str, dict[str, str]] | None = None
+        errors: dict[str, dict[str, str | int]] | None = None
         for outcome in outcomes:
             failure = outcome.failure
             if failure is None:

@@ -18,11 +18,15 @@ class Failure:
     ``error``: a handler raised; ``timeout``: it did not finish in time (and was cancelled);
     ``no_handler``: nothing is subscribed to the event; ``cancelled``: a sibling failed under
     ``fail_fast`` or the call itself was cancelled before the branch finished.
+
+    ``attempts``: how many times the handler ran, when a :class:`~.retry.Retry` applied to it
+    (``None`` otherwise), so that a failure after retries is told from a first one.
     """
 
     kind: FailureKind
     message: str
     exception: BaseException | None = field(default=None, compare=False, repr=False)
+    attempts: int | None = None
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> Failure:
@@ -34,9 +38,12 @@ class Failure:
         message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         return cls("error", message, exc)
 
-    def to_payload(self) -> dict[str, str]:
-        """The ``_errors.{name}`` entry of a consolidated payload."""
-        return {"type": self.kind, "message": self.message}
+    def to_payload(self) -> dict[str, str | int]:
+        """The ``_errors.{name}`` entry of a consolidated payload (``attempts`` too, under a
+        retry policy)."""
+        if self.attempts is None:
+            return {"type": self.kind, "message": self.message}
+        return {"type": self.kind, "message": self.message, "attempts": self.attempts}
 
 
 def describe(exc: BaseException) -> str:
@@ -62,19 +69,24 @@ class BranchTiming(NamedTuple):
 class BranchOutcome:
     """The end of one branch (one handler parameter): its value or its failure.
 
+    ``attempts`` is how many times it ran: more than 1 when a :class:`~.retry.Retry` ran it
+    again (with several handlers, the most runs any of them took).
+
     A slotted class rather than a dataclass because one is made per branch on the hot path.
     """
 
-    __slots__ = ("failure", "finished", "name", "started", "value")
+    __slots__ = ("attempts", "failure", "finished", "name", "started", "value")
 
     def __init__(
-        self, name: str, value: Any, failure: Failure | None, started: float, finished: float
+        self, name: str, value: Any, failure: Failure | None, started: float, finished: float,
+        attempts: int = 1,
     ) -> None:
         self.name = name
         self.value = value
         self.failure = failure
         self.started = started
         self.finished = finished
+        self.attempts = attempts
 
     @property
     def ok(self) -> bool:

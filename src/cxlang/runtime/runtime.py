@@ -18,6 +18,7 @@ from .observe import TraceSpec, make_observer
 from .outcomes import ParallelExecutionResult
 from .pool import HandlerPool
 from .resolver import HandlerParameterResolver, ParameterSpec
+from .retry import Retry
 
 if TYPE_CHECKING:
     from .distributed.credentials import FileCredentials
@@ -92,7 +93,8 @@ class Runtime:
 
     @overload
     def on(
-        self, pattern: str, *, entity: str | None = ..., cpu_bound: bool = ..., inline: bool = ...
+        self, pattern: str, *, entity: str | None = ..., cpu_bound: bool = ..., inline: bool = ...,
+        retry: Retry | None = ...,
     ) -> Callable[[H], H]: ...
 
     @overload
@@ -104,6 +106,7 @@ class Runtime:
         entity: str | None = ...,
         cpu_bound: bool = ...,
         inline: bool = ...,
+        retry: Retry | None = ...,
     ) -> Subscription: ...
 
     def on(
@@ -114,20 +117,24 @@ class Runtime:
         entity: str | None = None,
         cpu_bound: bool = False,
         inline: bool = False,
+        retry: Retry | None = None,
     ) -> Callable[[H], H] | Subscription:
         """Subscribe a handler to *pattern* (``a.b``; ``any`` matches one segment).
 
         As a decorator it returns the function unchanged; called with a handler it returns the
         :class:`Subscription`. ``async def`` handlers run on the loop (eagerly), plain functions
         in a thread unless ``inline=True``, ``cpu_bound=True`` functions in a worker process.
+        ``retry``: the handler's own :class:`Retry` when it runs as a branch of a parallel call
+        (it wins over the call's ``retry=``); events emitted or published run it once.
         """
         if handler is not None:
             return self.bus.subscribe(
-                pattern, handler, entity=entity, cpu_bound=cpu_bound, inline=inline
+                pattern, handler, entity=entity, cpu_bound=cpu_bound, inline=inline, retry=retry
             )
 
         def decorate(fn: H) -> H:
-            self.bus.subscribe(pattern, fn, entity=entity, cpu_bound=cpu_bound, inline=inline)
+            self.bus.subscribe(pattern, fn, entity=entity, cpu_bound=cpu_bound, inline=inline,
+                               retry=retry)
             return fn
 
         return decorate
@@ -182,17 +189,20 @@ class Runtime:
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
+        retry: Retry | None = None,
     ) -> ParallelExecutionResult:
         """Run each parameter's handlers at once over *payload*; one consolidated result.
 
         *parameters* maps a result name to an event name, e.g. ``{"analytics":
         "analytics.complete"}``. *timeout* is per handler, in seconds (``math.inf``: none).
         A failing or timed-out branch never costs the others their results; with
-        ``fail_fast=True`` the first failure cancels the rest.
+        ``fail_fast=True`` the first failure cancels the rest. *retry* runs a failed branch's
+        handler again, each attempt with its own timeout (see :class:`Retry`); under
+        ``fail_fast`` a branch fails, and stops the rest, only once its last attempt has.
         """
         return await self.coordinator.run(
             self.resolver.resolve(parameters), payload, timeout=timeout,
-            max_concurrency=max_concurrency, fail_fast=fail_fast,
+            max_concurrency=max_concurrency, fail_fast=fail_fast, retry=retry,
         )
 
     async def parallel_each(
@@ -202,13 +212,14 @@ class Runtime:
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
+        retry: Retry | None = None,
     ) -> ParallelExecutionResult:
         """Like :meth:`parallel`, but each branch ``name: (event, payload)`` gets a payload of
         its own, as the tool calls of one model turn each bring their arguments:
         ``await rt.parallel_each({"a": ("weather.lookup", {"city": "Paris"}), ...})``."""
         return await self.coordinator.run_each(branches, timeout=timeout,
                                                max_concurrency=max_concurrency,
-                                               fail_fast=fail_fast)
+                                               fail_fast=fail_fast, retry=retry)
 
     def as_completed(
         self,
@@ -218,11 +229,13 @@ class Runtime:
         timeout: float | None = None,
         max_concurrency: int | None = None,
         fail_fast: bool = False,
+        retry: Retry | None = None,
     ) -> BranchStream:
-        """``async for name, outcome in rt.as_completed(...)``: results as branches finish."""
+        """``async for name, outcome in rt.as_completed(...)``: results as branches finish (a
+        branch being retried finishes after its last attempt)."""
         return self.coordinator.stream(
             self.resolver.resolve(parameters), payload, timeout=timeout,
-            max_concurrency=max_concurrency, fail_fast=fail_fast,
+            max_concurrency=max_concurrency, fail_fast=fail_fast, retry=retry,
         )
 
     # Lifetime --------------------------------------------------------------------------------

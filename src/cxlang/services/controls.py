@@ -18,8 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..runtime.retry import RETRYABLE, Retry, kind_not_retried
+
 __all__ = ["CONTROLS", "PROPERTIES", "Control", "ControlValueError", "check_controls",
-           "control_error", "likely_meant", "range_error", "shown"]
+           "control_error", "likely_meant", "range_error", "retry_error", "retry_policy",
+           "shown"]
 
 
 class ControlValueError(ValueError):
@@ -62,6 +65,9 @@ CONTROLS: Mapping[str, Control] = {
     "durationMs": Control(lambda v: _number(v) and v >= 0, "a number of milliseconds >= 0"),
     "minDurationMs": Control(lambda v: _number(v) and v >= 0, "a number of milliseconds >= 0"),
     "maxDurationMs": Control(lambda v: _number(v) and v >= 0, "a number of milliseconds >= 0"),
+    "retry": Control(lambda v: retry_error(v) is None,
+                     "an object such as { attempts: 3, delayMs: 100, backoff: 2, on: "
+                     "[\"error\", \"timeout\"] }"),
 }
 
 # The words the services read besides the controls; "handlers" lists the completion events,
@@ -78,7 +84,62 @@ def control_error(key: str, value: Any) -> str | None:
     control = CONTROLS.get(key)
     if control is None or value is None or control.accepts(value):
         return None
+    if key == "retry":  # an object: say which of its parts is wrong
+        _, problem = retry_error(value) or ("", "")
+        return problem
     return f"{key} must be {control.expected}, got {shown(value)}"
+
+
+_RETRY_PARTS: Mapping[str, Control] = {
+    "attempts": Control(lambda v: _whole(v) and v >= 1,
+                        "a whole number of at least 1 (runs of a branch in all, the first "
+                        "included)"),
+    "delayMs": Control(lambda v: _number(v) and 0 <= v < math.inf,
+                       "a number of milliseconds >= 0 (the wait before the second run)"),
+    "backoff": Control(lambda v: _number(v) and 1 <= v < math.inf,
+                       "a number >= 1 (each wait is this many times the one before)"),
+}
+
+
+def retry_error(value: Any) -> tuple[str, str] | None:
+    """What is wrong with a call's ``retry:`` value, and the key of the part that is
+    (``""``: the whole), or ``None`` when it is fine."""
+    if hasattr(value, "as_data"):  # an entity: see .backend.plain_data
+        value = value.as_data()
+    if not isinstance(value, Mapping):
+        return "", f"retry must be {CONTROLS['retry'].expected}, got {shown(value)}"
+    for key in value:
+        if key not in (*_RETRY_PARTS, "on"):
+            return key, f"retry takes attempts, delayMs, backoff and on, not {key}"
+    if "attempts" not in value:
+        return "", "retry needs attempts: how many times a branch runs in all, such as 3"
+    for key, part in _RETRY_PARTS.items():
+        if key in value and not part.accepts(value[key]):
+            return key, f"retry's {key} must be {part.expected}, got {shown(value[key])}"
+    kinds = value.get("on", ["error"])
+    if not isinstance(kinds, list | tuple) or not kinds:
+        return "on", ("retry's on must list the failure kinds to retry, such as "
+                      f"{shown(list(RETRYABLE))}, got {shown(kinds)}")
+    for kind in kinds:
+        problem = kind_not_retried(kind)
+        if problem is not None:
+            return "on", f"retry's on: {problem.replace(repr(kind), shown(kind), 1)}"
+    try:
+        retry_policy(value)
+    except ValueError as exc:  # each part is fine, but together they wait for ever
+        return "", f"retry: {exc}"
+    return None
+
+
+def retry_policy(value: Any) -> Retry | None:
+    """The :class:`~cxlang.runtime.retry.Retry` of a call's ``retry:`` (checked already),
+    or ``None`` when it has none."""
+    if value is None:
+        return None
+    if hasattr(value, "as_data"):
+        value = value.as_data()
+    return Retry(attempts=value["attempts"], delay=value.get("delayMs", 100) / 1000,
+                 backoff=value.get("backoff", 2), on=tuple(value.get("on", ("error",))))
 
 
 def range_error(minimum: Any, maximum: Any) -> str | None:

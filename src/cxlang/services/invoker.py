@@ -21,6 +21,9 @@ Around the model call: ``learn`` stores text in the run's :class:`Memory`; later
 texts most similar to their prompt (``recall: N``, default 3, ``0`` for none); ``stream: true``
 emits ``<completion event>.chunk`` events as the text arrives, before the completion event.
 
+A call's ``retry:`` runs a failed parallel handler parameter again (:class:`cxlang.Retry`);
+the model call itself is not retried here (the backends retry their requests themselves).
+
 A call's ``timeout:`` (milliseconds) bounds its parallel handler parameters, each, and also
 its own model call (recalling memories, and a stream with its chunk events, included; a
 timer's wait is no model call): a model call cut by it fails like any other failure of the
@@ -46,7 +49,7 @@ from ..runtime.observe import current_span
 from ..runtime.outcomes import describe
 from ..runtime.resolver import HandlerParameters
 from .backend import Backend, BackendError, PieceSink, Reply, ServiceRequest, Turn
-from .controls import ControlValueError, check_controls
+from .controls import ControlValueError, check_controls, retry_policy
 from .execute import run_command
 from .memory import Memory
 from .registry import ACTING, SERVICES, ServiceSpec
@@ -149,6 +152,7 @@ class ServiceInvoker:
             timeout=None if timeout is None else timeout / 1000,
             max_concurrency=properties.get("maxConcurrency") or self.max_concurrency,
             fail_fast=properties.get("failFast") is True,
+            retry=retry_policy(properties.get("retry")),
         )
         if consolidated.has_partial_failures:
             failures = consolidated.failures

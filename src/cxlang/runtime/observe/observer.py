@@ -155,6 +155,8 @@ class Observer:
                           {"event": event.name, "runs": sub.kind.value})
         if sub.entity is not None:
             span.attrs["entity"] = sub.entity
+        if context.attempt > 1:  # each attempt is a span of its own; this says which
+            span.attrs["attempt"] = context.attempt
         if dispatch is not None:  # the arrow goes from the emit to each handler it started
             span.cause, span.caused_at = dispatch.cause, dispatch.caused_at
         if remote:
