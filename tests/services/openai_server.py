@@ -16,6 +16,9 @@ each a text or a list of tool calls ``(function name, arguments text)``, sent as
 ``tool_calls`` (streamed as OpenAI streams them: id and name first, the arguments in two
 pieces). ``refuse_json_schema`` makes the server refuse ``response_format`` ``json_schema``
 with a 400, as servers that know only ``json_object`` do.
+
+A server with limits: past ``max_in_flight`` requests at once, it refuses more with a 429 and
+``Retry-After: busy_retry_after``, as a provider or a proxy in front of a local model does.
 """
 
 from __future__ import annotations
@@ -144,6 +147,9 @@ class OpenAIServer:
     exchanges: list[Exchange] = field(default_factory=list)
     port: int = 0
     refuse_json_schema: bool = False
+    stream_usage: bool = True  # answer stream_options.include_usage, as OpenAI does
+    max_in_flight: int | None = None
+    busy_retry_after: str = "0.05"
 
     def __post_init__(self) -> None:
         self._scripted: list[tuple[str, Fault]] = []
@@ -156,6 +162,8 @@ class OpenAIServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._released: asyncio.Event | None = None
+        self._in_flight = 0
+        self.most_in_flight = 0  # the most requests it answered at once
 
     # Control, from the test's thread -----------------------------------------------------------
 
@@ -256,7 +264,22 @@ class OpenAIServer:
         exchange = Exchange(method, path, headers, body, _text_of(body), connection,
                             time.monotonic())
         self.exchanges.append(exchange)
-        return await self._answer(exchange, reader, writer)
+        return await self._within_limit(exchange, reader, writer)
+
+    async def _within_limit(self, exchange: Exchange, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> bool:
+        """Answer, or refuse with a 429 if ``max_in_flight`` requests are being answered."""
+        if self.max_in_flight is not None and self._in_flight >= self.max_in_flight:
+            await _send_json(exchange, writer, 429,
+                             {"error": {"message": "too many requests at once"}},
+                             {"Retry-After": self.busy_retry_after})
+            return True
+        self._in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            return await self._answer(exchange, reader, writer)
+        finally:
+            self._in_flight -= 1
 
     def _fault_for(self, text: str) -> Fault | None:
         for i, (key, fault) in enumerate(self._scripted):
@@ -327,13 +350,13 @@ class OpenAIServer:
             if fault is not None and kind == "drip":
                 events = [_event({"content": word}, None) for word in words]
                 whole = "".join(events) + _event({}, finish) + "data: [DONE]\n\n" if streamed \
-                    else json.dumps(_completion(exchange.body["model"], "".join(words), finish))
+                    else json.dumps(_completion(exchange.body, "".join(words), finish))
                 return await _drip(exchange, reader, writer, fault.seconds, whole.encode(),
                                    "text/event-stream" if streamed else "application/json")
             if streamed:
                 return await self._stream(exchange, reader, writer, words, finish, fault)
             await _send_json(exchange, writer, 200,
-                             _completion(exchange.body["model"], "".join(words), finish))
+                             _completion(exchange.body, "".join(words), finish))
         else:
             await _send_json(exchange, writer, 404,
                              {"error": {"message": f"no route {exchange.path}"}})
@@ -385,7 +408,10 @@ class OpenAIServer:
         else:
             # Finished before the last bytes: the client may look as soon as they land.
             exchange.finish("ok")
-            _write_chunk(writer, _event({}, finish) + "data: [DONE]\n\n")
+            wants_usage = (exchange.body.get("stream_options") or {}).get("include_usage")
+            usage = _usage_event(exchange.body, "".join(words)) \
+                if wants_usage and self.stream_usage else ""
+            _write_chunk(writer, _event({}, finish) + usage + "data: [DONE]\n\n")
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         return True
@@ -454,10 +480,25 @@ def _capped(text: str, max_tokens: int | None) -> tuple[list[str], str]:
     return words, "stop"
 
 
-def _completion(model: str, content: str, finish: str) -> dict[str, Any]:
-    return {"id": "chatcmpl-test", "object": "chat.completion", "model": model,
+def _completion(body: dict[str, Any], content: str, finish: str) -> dict[str, Any]:
+    return {"id": "chatcmpl-test", "object": "chat.completion", "model": body["model"],
             "choices": [{"index": 0, "finish_reason": finish,
-                         "message": {"role": "assistant", "content": content}}]}
+                         "message": {"role": "assistant", "content": content}}],
+            "usage": _usage(body, content)}
+
+
+def _usage(body: dict[str, Any], content: str) -> dict[str, int]:
+    """Tokens as this server counts them: words, of the messages in and of the answer out."""
+    prompt, completion = len(_text_of(body).split()), len(content.split())
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+def _usage_event(body: dict[str, Any], content: str) -> str:
+    """The last chunk of a stream asked for its usage: no choices, only the usage."""
+    chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "choices": [],
+             "usage": _usage(body, content)}
+    return f"data: {json.dumps(chunk)}\n\n"
 
 
 def _event(delta: dict[str, Any], finish: str | None) -> str:

@@ -30,6 +30,7 @@ from cxlang.runtime.resolver import HandlerParameters
 from cxlang.services import BackendError, BackendSettings, ServiceInvoker, ServiceRequest
 from cxlang.services.openai import OpenAIBackend
 from cxlang.services.prompts import chat_messages
+from cxlang.services.usage import tallying
 
 from .real_server import ModelServer
 
@@ -118,6 +119,22 @@ async def test_a_stream_arrives_in_pieces_that_join_into_the_plain_answer(
     pieces = [piece async for piece in backend.stream(request)]
     assert len(pieces) > 1
     assert "".join(pieces) == whole
+
+
+async def test_usage_is_the_servers_count_plain_and_streamed(backend: OpenAIBackend) -> None:
+    request = think("What is the capital of France?", tokens=6)
+    with tallying() as plain:
+        await backend.complete(request)
+    with tallying() as streamed:
+        _ = [piece async for piece in backend.stream(request)]
+    [asked], [streamed_usage] = plain, streamed
+    assert asked.model == "openai:gemma" and asked.counted
+    assert asked.input_tokens > 5 and 0 < asked.output_tokens <= 6
+    # llama-cpp-python's server gives a stream's usage only in versions that know
+    # stream_options; else the call is reported as not counted.
+    if streamed_usage.counted:
+        assert (streamed_usage.input_tokens, streamed_usage.output_tokens) == \
+            (asked.input_tokens, asked.output_tokens)
 
 
 # Streams the server cuts short ------------------------------------------------------------------

@@ -3,7 +3,10 @@
 A test is a program ``NAME.cx`` with its expected standard output in ``NAME.out``, beside it
 or in an ``expected/`` directory beside it (as the project's own ``examples/`` keeps them).
 ``NAME.err`` holds the expected standard error (without one, standard error must be empty),
-and ``NAME.args`` the flags of ``cx run`` for it (``--latency 30ms``, say). Each program runs
+and ``NAME.args`` the flags of ``cx run`` for it (``--latency 30ms``, say). A
+``NAME.cassette`` (a recording, ``cx run --record NAME.cassette``) answers the program's model
+calls (``--replay``), so an agent program is tested against real model answers, offline and
+the same every time. Each program runs
 in its own process, from its own directory, so output that names files reads the same
 wherever ``cx test`` is started; several run at once.
 """
@@ -30,7 +33,8 @@ _NO_TESTS = 2  # as for a bad command line: nothing was tested
 
 def add_parser(commands: Any) -> None:
     test = commands.add_parser(
-        "test", help="run programs that have golden output (NAME.cx + NAME.out) and compare")
+        "test", help="run programs that have golden output (NAME.cx + NAME.out) and compare; "
+                     "a NAME.cassette answers their model calls (cx run --replay)")
     test.add_argument("paths", nargs="*", default=["."], metavar="PATH",
                       help="programs or directories to search (default: the current directory)")
     test.add_argument("--update", action="store_true",
@@ -49,10 +53,14 @@ class Golden:
     out: Path
     err: Path
     args: Path
+    cassette: Path
 
     @property
     def flags(self) -> list[str]:
-        return shlex.split(self.args.read_text(encoding="utf-8")) if self.args.exists() else []
+        flags = shlex.split(self.args.read_text(encoding="utf-8")) if self.args.exists() else []
+        if self.cassette.exists():  # named from the program's directory, where it runs
+            flags += ["--replay", self.cassette.relative_to(self.program.parent).as_posix()]
+        return flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +132,8 @@ def _golden(program: Path) -> Golden | None:
         out = directory / f"{program.stem}.out"
         if out.exists():
             return Golden(program, out, directory / f"{program.stem}.err",
-                          directory / f"{program.stem}.args")
+                          directory / f"{program.stem}.args",
+                          directory / f"{program.stem}.cassette")
     return None
 
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 a clean run; 1 a run-time error in the program (reported with its position);
 2 a bad program or bad command line; 3 the run's time limit was hit; 4 a run limit was hit
-(--max-events, --max-depth, --max-payload, --max-memory; see docs/reliability.md).
+(--max-events, --max-depth, --max-payload, --max-memory, --max-calls, --token-budget; see
+docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..services import BackendSettings, ConfigError, backend_names, load_setting
 from ..services.availability import backend_statuses, render_statuses
 from ..services.execute import ALLOW_FLAG
 from ..syntax import CxError
-from . import golden, graph_command, lsp_command, trace_command
+from . import cache_command, golden, graph_command, lsp_command, trace_command
 from .bus_config import BusConfig, load_bus_config
 from .durations import duration, time_limit
 from .observing import add_observation_arguments, apply_observation
@@ -61,7 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sequential", action="store_true",
                      help="run parallel handler parameters one at a time (for comparison)")
     run.add_argument("--stats", action="store_true",
-                     help="print how long the run took to standard error")
+                     help="print how long the run took, and each model's calls, tokens and "
+                          "cost ([prices] in cx.toml), to standard error")
+    run.add_argument("--stats-json", metavar="FILE",
+                     help="write the run's statistics, models' usage included, to FILE "
+                          "as JSON")
+    _model_call_arguments(run)
     _loop_argument(run)
     _bus_arguments(run)
     run.add_argument("--serve", action="store_true",
@@ -86,17 +92,19 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--timeout", type=time_limit, default=math.inf, metavar="SECONDS",
                         help="stop serving after this long (exit code 3); else SIGINT/SIGTERM")
     _execute_argument(worker)
+    _model_call_arguments(worker)
     worker.add_argument("--group", help="the queue group to share events and calls with "
                                         "(default: cx-worker-<program name>)")
     _loop_argument(worker)
     _bus_arguments(worker)
     _limit_arguments(worker)
     add_observation_arguments(worker)
-    worker.set_defaults(sequential=False, stats=False, serve=True)
+    worker.set_defaults(sequential=False, stats=False, stats_json=None, serve=True)
     trace_command.add_parser(commands)
     golden.add_parser(commands)
     graph_command.add_parser(commands)
     lsp_command.add_parser(commands)
+    cache_command.add_parser(commands)
 
     check = commands.add_parser("check", help="parse and compile programs, print diagnostics")
     check.add_argument("files", nargs="+", help="programs to check")
@@ -133,7 +141,11 @@ def _run(args: argparse.Namespace) -> int:
         return ExitCode.BAD_PROGRAM
     options = RunOptions(backend=settings.backend, latency=args.latency, timeout=args.timeout,
                          sequential=args.sequential, stats=args.stats, settings=settings,
-                         loop=args.loop, allow_execute=args.allow_execute)
+                         loop=args.loop, allow_execute=args.allow_execute,
+                         stats_json=args.stats_json, token_budget=args.token_budget,
+                         record=args.record, replay=args.replay,
+                         # a replay asks no model: cx.toml's cache has nothing to do
+                         cache=args.cache or (None if args.replay else settings.cache))
     worker = args.command == "worker"
     bus = _bus(args, worker)
     if isinstance(bus, int):
@@ -172,6 +184,19 @@ def _bus(args: argparse.Namespace, worker: bool) -> BusConfig | ExitCode:
               file=sys.stderr)
         return ExitCode.BAD_PROGRAM
     return BusConfig(url, config.credentials)
+
+
+def _model_call_arguments(command: argparse.ArgumentParser) -> None:
+    calls = command.add_argument_group(
+        "model calls", "record them, answer them from a recording or keep their answers")
+    calls.add_argument("--record", metavar="FILE",
+                       help="write every model call and its answer to FILE (JSON lines)")
+    calls.add_argument("--replay", metavar="FILE",
+                       help="answer every model call from FILE (written by --record), never "
+                            "asking the backend; a call that is not in it fails")
+    calls.add_argument("--cache", metavar="DIR",
+                       help="answer identical model calls from DIR across runs (default: "
+                            "cache in cx.toml; cx cache clear empties it)")
 
 
 def _execute_argument(command: argparse.ArgumentParser) -> None:
@@ -237,6 +262,10 @@ def _limit_arguments(command: argparse.ArgumentParser) -> None:
     limits.add_argument("--max-calls", type=count, metavar="N",
                         help="service calls in flight at once (default "
                              f"{DEFAULT_MAX_CALLS:,})")
+    limits.add_argument("--token-budget", type=count, metavar="N",
+                        help="tokens the run's models may use, input and output together; "
+                             "no model call starts after that (default: token_budget in "
+                             "cx.toml, else none)")
 
 
 def _apply_limits(args: argparse.Namespace, options: RunOptions, *, serving: bool) -> None:
@@ -309,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         return graph_command.run(args)
     if args.command == "lsp":
         return lsp_command.run(args)
+    if args.command == "cache":
+        return cache_command.run(args)
     if args.command == "backends":
         return _backends(args)
     parser.print_help()

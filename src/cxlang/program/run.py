@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import signal
@@ -12,6 +13,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ..compiler import CompiledProgram
@@ -20,6 +22,8 @@ from ..runtime.distributed import BusUnavailable
 from ..runtime.distributed.credentials import FileCredentials
 from ..runtime.limits import LimitExceeded
 from ..services import BackendSettings, BackendUnavailableError, ServiceInvoker, create_backend
+from ..services.metered import MeteredBackend
+from ..services.usage import UsageMeter
 from ..syntax import CxError
 from .checks import compile_checked
 from .event_loop import LoopChoice, LoopUnavailableError, loop_factory
@@ -42,7 +46,7 @@ DEFAULT_MAX_PAYLOAD = 10_000_000  # bytes in one string, array or event payload
 # call those handlers again fans out exponentially, each call a task and its payloads.
 DEFAULT_MAX_CALLS = 10_000
 LIMIT_FLAGS = {"event": "--max-events", "depth": "--max-depth", "payload": "--max-payload",
-               "memory": "--max-memory", "calls": "--max-calls"}
+               "memory": "--max-memory", "calls": "--max-calls", "tokens": "--token-budget"}
 
 
 @dataclass
@@ -76,6 +80,11 @@ class RunOptions:
     # longer than the run, and memory it no longer has.
     exit_when_stopped: bool = False
     allow_execute: bool = False  # cx run --allow-execute: `execute` may run commands
+    stats_json: str | None = None  # --stats-json FILE: the statistics, models' usage included
+    token_budget: int | None = None  # tokens the run's models may use (None: settings' own)
+    record: str | None = None  # --record FILE: every model call and its answer, written down
+    replay: str | None = None  # --replay FILE: model calls answered from such a file
+    cache: str | None = None  # --cache DIR: identical model calls answered across runs
 
 
 async def run_program(program: CompiledProgram, options: RunOptions,
@@ -88,9 +97,15 @@ async def run_program(program: CompiledProgram, options: RunOptions,
     except ObservationError as exc:
         options.err.write(f"cx: {exc}\n")
         return ExitCode.BAD_PROGRAM
+    settings = options.settings or BackendSettings(backend=options.backend)
+    budget = settings.token_budget if options.token_budget is None else options.token_budget
+    meter = UsageMeter(settings.prices, budget or None)
     try:
-        backend = create_backend(options.backend, latency=options.latency,
-                                 settings=options.settings)
+        backend = MeteredBackend(
+            create_backend(options.backend, latency=options.latency, settings=options.settings,
+                           record=options.record, replay=options.replay,
+                           cache=options.cache),
+            meter, hint="--token-budget")
     except BackendUnavailableError as exc:
         options.err.write(f"cx: {exc}\n")
         return ExitCode.BAD_PROGRAM
@@ -103,6 +118,9 @@ async def run_program(program: CompiledProgram, options: RunOptions,
         options.err.write(f"cx: {exc}\n")
         await backend.aclose()
         return ExitCode.BAD_PROGRAM
+    meter.spent = lambda total: runtime.bus.trip(LimitExceeded(
+        "tokens", f"the models used {total:,} tokens; the budget is {budget:,}",
+        budget or 0, "--token-budget"))
     services = ServiceInvoker(runtime, backend, max_concurrency=1 if options.sequential else None,
                               allow_execute=options.allow_execute)
     host = ProgramHost(program, runtime, services, observation.out, options.err,
@@ -162,6 +180,7 @@ async def run_program(program: CompiledProgram, options: RunOptions,
             observation.stop()
             if runtime.observer is not None:
                 runtime.observer.close()  # the trace file
+            _statistics(program, options, runtime, meter, started)
             _exit_now(code, options)
         for call in list(host.calls):
             call.cancel()
@@ -172,16 +191,36 @@ async def run_program(program: CompiledProgram, options: RunOptions,
             loop.set_exception_handler(loop_errors)
         memory.close()
         options.out.flush()
-        if options.stats:
-            mode = "sequential" if options.sequential else "parallel"
-            elapsed = (time.perf_counter() - started) * 1000
-            kind = type(loop).__module__.split(".")[0]
-            options.err.write(f"cx: {program.source.name} ran in {elapsed:.1f} ms ({mode}, "
-                              f"{runtime.bus.handled} events, {kind} loop)\n")
+        _statistics(program, options, runtime, meter, started)
     if runtime.bus.tripped is not None:
         _report_limit(runtime.bus.tripped, program.source.name, options)
         return ExitCode.LIMIT
     return ExitCode.RUNTIME_ERROR if host.errors else ExitCode.OK
+
+
+def _statistics(program: CompiledProgram, options: RunOptions, runtime: Runtime,
+                meter: UsageMeter, started: float) -> None:
+    """``--stats`` on standard error, ``--stats-json`` to its file."""
+    if not (options.stats or options.stats_json):
+        return
+    mode = "sequential" if options.sequential else "parallel"
+    elapsed = (time.perf_counter() - started) * 1000
+    kind = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    if options.stats:
+        options.err.write(f"cx: {program.source.name} ran in {elapsed:.1f} ms ({mode}, "
+                          f"{runtime.bus.handled} events, {kind} loop)\n")
+        for line in meter.lines():
+            options.err.write(f"cx: {line}\n")
+    if options.stats_json:
+        statistics = {"program": program.source.name, "elapsed_ms": round(elapsed, 3),
+                      "mode": mode, "events": runtime.bus.handled, "loop": kind,
+                      "tokens": meter.total, "models": meter.as_data()}
+        try:
+            Path(options.stats_json).write_text(json.dumps(statistics, indent=2) + "\n",
+                                                encoding="utf-8")
+        except OSError as exc:
+            options.err.write(f"cx: cannot write --stats-json {options.stats_json}: "
+                              f"{exc.strerror or exc}\n")
 
 
 def _loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any], memory: OutOfMemory,

@@ -9,14 +9,17 @@ is read from the environment only, so it never ends up in a committed file.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BackendSettings", "ConfigError", "find_config", "load_settings"]
+from .usage import Price
+
+__all__ = ["BackendSettings", "ConfigError", "RateLimits", "find_config", "load_settings"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Tokens an answer may have when the call sets no maxTokens: a base model never stops on its
@@ -27,6 +30,14 @@ DEFAULT_MAX_RESPONSE_BYTES = 16_000_000  # far above any answer of max_tokens to
 
 class ConfigError(ValueError):
     """A setting is wrong; the message names the file or variable and what to write."""
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """What a provider lets one model be asked per minute; ``None``: no limit."""
+
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,15 +62,28 @@ class BackendSettings:
     threads: int | None = None  # llama: the model's CPU threads (None: one per core)
     max_retries: int = 4
     retry_delay: float = 0.5  # the first retry's backoff window; it doubles per retry, to 8 s
+    # Per model, as providers set them: the top-level keys for every model without a
+    # [limits."name"] table of its own.
+    rate_limits: RateLimits = RateLimits()
+    model_limits: Mapping[str, RateLimits] = field(default_factory=dict, hash=False)
+    # [prices."model"] input/output per million tokens (cx run --stats); keyed by model name,
+    # or by "<backend>:<model>"
+    prices: Mapping[str, Price] = field(default_factory=dict, hash=False)
+    token_budget: int | None = None  # the run stops once its models used this many tokens
+    cache: str | None = None  # a directory answering identical model requests across runs
     source: str = "default"  # where ``backend`` came from, for ``cx backends``
+
+    def limits_for(self, model: str) -> RateLimits:
+        return self.model_limits.get(model, self.rate_limits)
 
 
 _FILE_KEYS: dict[str, type] = {
     "backend": str, "model": str, "embedding_model": str, "base_url": str,
     "connect_timeout": float, "read_timeout": float, "request_timeout": float,
     "max_concurrency": int, "max_retries": int, "retry_delay": float, "max_tokens": int,
-    "threads": int, "max_response_bytes": int,
+    "threads": int, "max_response_bytes": int, "token_budget": int, "cache": str,
 }
+_RATE_KEYS = frozenset({"requests_per_minute", "tokens_per_minute"})
 _AT_LEAST_ONE = frozenset({"max_concurrency", "max_tokens", "threads", "max_response_bytes"})
 _ENV = {"CX_BACKEND": "backend", "CX_MODEL": "model", "CX_EMBEDDING_MODEL": "embedding_model",
         "OPENAI_BASE_URL": "base_url", "OPENAI_API_KEY": "api_key"}
@@ -121,15 +145,65 @@ def _from_file(path: Path, table: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in table.items():
         if key == "bus":
             continue  # the NATS server and credentials: cli/bus_config.py reads them
+        if key in _RATE_KEYS:
+            continue  # read with the [limits] tables below
+        if key == "limits":
+            values["model_limits"] = _model_limits(where, value)
+            continue
+        if key == "prices":
+            values["prices"] = _prices(where, value)
+            continue
         if key == "api_key":
             raise ConfigError(f"{where}: keep the API key out of files; "
                               "set the OPENAI_API_KEY environment variable instead")
         kind = _FILE_KEYS.get(key)
         if kind is None:
-            known = ", ".join(sorted(_FILE_KEYS))
+            known = ", ".join(sorted({*_FILE_KEYS, *_RATE_KEYS, "limits", "prices"}))
             raise ConfigError(f"{where}: unknown setting {key!r}; known: {known}")
         values[key] = _checked(where, key, kind, value)
+    values["rate_limits"] = _rate_limits(where, table)
     return values
+
+
+def _model_limits(where: str, tables: Any) -> dict[str, RateLimits]:
+    """``[limits."model-name"]`` tables: each model's own rates."""
+    if not isinstance(tables, Mapping) or not all(
+            isinstance(table, Mapping) for table in tables.values()):
+        raise ConfigError(f'{where}: limits takes a table per model, e.g. [limits."gpt-4o-mini"] '
+                          "requests_per_minute = 500")
+    return {model: _rate_limits(f"{where} [limits.{json.dumps(model)}]", table, only=True)
+            for model, table in tables.items()}
+
+
+def _prices(where: str, tables: Any) -> dict[str, Price]:
+    """``[prices."model-name"]`` tables: ``input`` and ``output``, per million tokens."""
+    example = '[prices."gpt-4o-mini"] input = 0.15, output = 0.6 (per million tokens)'
+    if not isinstance(tables, Mapping):
+        raise ConfigError(f"{where}: prices takes a table per model, e.g. {example}")
+    prices = {}
+    for model, table in tables.items():
+        if not isinstance(table, Mapping) or set(table) != {"input", "output"} or not all(
+                isinstance(n, int | float) and not isinstance(n, bool) and n >= 0
+                for n in table.values()):
+            raise ConfigError(f"{where}: [prices.{json.dumps(model)}] needs input and output, "
+                              f"numbers >= 0, e.g. {example}")
+        prices[model] = Price(float(table["input"]), float(table["output"]))
+    return prices
+
+
+def _rate_limits(where: str, table: Mapping[str, Any], *, only: bool = False) -> RateLimits:
+    """``requests_per_minute`` and ``tokens_per_minute`` in *table*; with *only*, nothing
+    else may be there."""
+    if only and (unknown := sorted(set(table) - _RATE_KEYS)):
+        raise ConfigError(f"{where}: unknown setting {unknown[0]!r}; known: "
+                          f"{', '.join(sorted(_RATE_KEYS))}")
+    rates: dict[str, float] = {}
+    for key in _RATE_KEYS & set(table):
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(f"{where}: {key} must be a positive number, got {value!r}")
+        rates[key] = float(value)
+    return RateLimits(**rates)
 
 
 def _checked(where: str, key: str, kind: type, value: Any) -> Any:

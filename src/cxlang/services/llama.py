@@ -14,6 +14,9 @@ A ``schema:`` is held to by llama.cpp itself: the schema becomes a grammar
 ``response_format`` uses) that lets the model produce only JSON of that shape. Tools are
 refused with a clear error: llama-cpp-python calls tools only through the chat formats of
 function-calling models, and this backend prompts any model, base models too, as plain text.
+
+Usage is llama-cpp-python's count: the prompt's tokens in, one token per streamed chunk out
+(``llama:<file name>``); ``learn``'s embeddings are not counted.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from .backend import (
 )
 from .config import BackendSettings
 from .prompts import classify_prompt, completion_prompt, generation, schema_instructions
+from .usage import Usage, report_usage
 
 __all__ = ["LlamaBackend", "missing_extra"]
 
@@ -149,7 +153,9 @@ class LlamaBackend:
 
     async def classify(self, request: ServiceRequest) -> bool:
         prompt = classify_prompt(request)
-        return await self._in_worker(lambda: self._yes_more_likely(prompt))
+        holds, tokens = await self._in_worker(lambda: self._yes_more_likely(prompt))
+        report_usage(Usage(self._usage_name, tokens, 0))  # one look at the next token's odds
+        return holds
 
     async def aclose(self) -> None:
         def release() -> None:
@@ -186,7 +192,12 @@ class LlamaBackend:
             return [sum(column) / len(vector) for column in zip(*vector, strict=True)]
         return [float(x) for x in vector]
 
-    def _yes_more_likely(self, prompt: str) -> bool:
+    @property
+    def _usage_name(self) -> str:
+        return f"llama:{self.model_path.name}"
+
+    def _yes_more_likely(self, prompt: str) -> tuple[bool, int]:
+        """Whether yes is likelier than no, and the prompt's tokens."""
         llm = self._model()
         tokens = llm.tokenize(prompt.encode(), add_bos=True)
         _check_room(len(tokens), answer=None)
@@ -199,7 +210,7 @@ class LlamaBackend:
             ids = {llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words}
             return max(float(logits[i]) for i in ids)
 
-        return best(_YES) > best(_NO)
+        return best(_YES) > best(_NO), len(tokens)
 
     # Bridging thread and loop ----------------------------------------------------------------
 
@@ -213,6 +224,7 @@ class LlamaBackend:
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         stop = threading.Event()
+        used = [0, 0]  # the prompt's tokens, and the answer's: a streamed chunk is one token
 
         def put(item: str | BaseException | None) -> None:
             try:
@@ -226,6 +238,7 @@ class LlamaBackend:
                 # Counted as create_completion will tokenize it, which would only raise a
                 # bare "exceed context window" or cut the answer short.
                 prompt_tokens = len(llm.tokenize(prompt.encode(), add_bos=True, special=True))
+                used[0] = prompt_tokens
                 if asked:
                     _check_room(prompt_tokens, answer=arguments["max_tokens"])
                 else:  # the default length is no promise: it shrinks to the room left
@@ -238,6 +251,7 @@ class LlamaBackend:
                 for chunk in llm.create_completion(prompt, stream=True, **arguments):
                     if stop.is_set():
                         return
+                    used[1] += 1
                     put(chunk["choices"][0]["text"])
             except Exception as exc:
                 put(exc)
@@ -253,6 +267,7 @@ class LlamaBackend:
                     raise BackendError(f"llama backend: {type(item).__name__}: {item}") from item
                 if item:
                     yield item
+            report_usage(Usage(self._usage_name, used[0], used[1]))
         finally:
             stop.set()  # the worker ends at its next token (it catches its own errors)
 

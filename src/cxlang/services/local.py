@@ -18,6 +18,10 @@ A model that acts (``schema:``, ``tools:``) is as predictable: its first turn ca
 once, with arguments built from the tool's parameters (``"example"`` for text, 1 for numbers,
 true; :func:`.schema.example_of`), and its next answers with its usual text followed by what
 each tool gave; an answer with a schema is the object :func:`.schema.example_of` builds.
+
+Usage (``cx run --stats``, ``--token-budget``) counts words as tokens, under the model name
+``local:local``: the input is the call's prompt and the memories given with it (the texts, for
+``learn``), the output the answer (a condition's answer is one word).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from .backend import PieceSink, Reply, ServiceRequest, ToolCall, ToolResult, Turn
 from .schema import example_of
+from .usage import Usage, report_usage
 
 __all__ = ["LocalBackend"]
 
@@ -59,7 +64,9 @@ class LocalBackend:
 
     async def complete(self, request: ServiceRequest) -> str:
         await self._wait()
-        return f"{_VERBS.get(request.service, 'Answered')}: {request.prompt}"
+        text = f"{_VERBS.get(request.service, 'Answered')}: {request.prompt}"
+        _used(_asked(request), text)
+        return text
 
     async def stream(self, request: ServiceRequest) -> AsyncIterator[str]:
         for piece in _pieces(await self.complete(request)):
@@ -70,11 +77,14 @@ class LocalBackend:
         results = [entry for entry in turn.transcript if isinstance(entry, ToolResult)]
         if turn.tools and not results:
             await self._wait()
-            return Reply("", tuple(_call(number, tool.event, example_of(tool.parameters))
-                                   for number, tool in enumerate(turn.tools, 1)))
+            calls = tuple(_call(number, tool.event, example_of(tool.parameters))
+                          for number, tool in enumerate(turn.tools, 1))
+            _used(_asked(request), " ".join(call.text for call in calls))
+            return Reply("", calls)
         if turn.schema is not None:
             await self._wait()
             text = json.dumps(example_of(turn.schema), ensure_ascii=False)
+            _used(_asked(request), text)
         else:
             text = await self.complete(request)
             if results:
@@ -90,10 +100,12 @@ class LocalBackend:
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         await self._wait()
+        _used(" ".join(texts), "")
         return [_hash_vector(text) for text in texts]
 
     async def classify(self, request: ServiceRequest) -> bool:
         await self._wait()
+        _used(" ".join(filter(None, (request.text(key) for key in _QUESTION))), "yes")
         properties = request.properties
         data = properties.get("data")
         if "condition" in properties:
@@ -113,6 +125,14 @@ class LocalBackend:
 
 
 _QUESTION = ("evaluate", "context", "data")
+
+
+def _asked(request: ServiceRequest) -> str:
+    return " ".join((request.prompt, *request.memories))
+
+
+def _used(asked: str, answer: str) -> None:
+    report_usage(Usage("local:local", len(asked.split()), len(answer.split())))
 
 
 def _pieces(text: str) -> list[str]:

@@ -2,9 +2,14 @@
 
 OpenAI itself, and locally Ollama, llama.cpp's server, vLLM, LM Studio. One ``httpx`` client
 per backend is the connection pool every branch shares; a semaphore caps the requests in
-flight (more wait their turn instead of overloading a local server); 429, 5xx and dropped
+flight (more wait their turn instead of overloading a local server), and each model's
+requests are admitted by its :class:`.rate_limits.ModelLimiter` (its rates per minute, and a
+concurrency that halves on a 429 and grows back as calls succeed); 429, 5xx and dropped
 connections are retried with backoff (:mod:`.retry`); anything else fails at once with the
-server's own message and what to do about it. A cancelled branch cancels its ``await``, and
+server's own message and what to do about it. A 429 that came while other requests of the
+model were in flight is retried without using up an attempt: lowering the concurrency is the
+remedy, and a fan-out should end with every result, not with its retries spent on refusals
+the backend caused itself. A cancelled branch cancels its ``await``, and
 httpx then closes the connection, so the server sees the request go away.
 
 Every chat request carries ``max_tokens`` (the call's ``maxTokens:``, else ``max_tokens`` from
@@ -68,8 +73,10 @@ from .prompts import (
     parse_yes_no,
     schema_instructions,
 )
+from .rate_limits import ModelLimiter, Ticket, estimate_tokens
 from .retry import RetryPolicy, parse_retry_after
 from .sse import sse_events, sse_lines
+from .usage import Usage, report_usage
 
 __all__ = ["OpenAIBackend", "list_models"]
 
@@ -112,10 +119,13 @@ class _FormatRefusedError(BackendError):
 
 
 class _RetryableError(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, *,
+                 throttled: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.throttled = throttled  # a 429
+        self.ours = False  # a 429 the model's own concurrency may have caused: no attempt used
 
 
 class OpenAIBackend:
@@ -140,6 +150,8 @@ class OpenAIBackend:
                                           base_delay=settings.retry_delay,
                                           max_delay=max(8.0, settings.retry_delay))
         self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._settings = settings
+        self._limiters: dict[str, ModelLimiter] = {}  # by model, made at its first request
         self._json_schema_refused = False  # the server refused response_format json_schema
         # No compression: a small compressed body could expand far past max_response_bytes
         # in one decoded chunk (a server that compresses anyway is still capped as decoded).
@@ -165,7 +177,7 @@ class OpenAIBackend:
 
     async def stream(self, request: ServiceRequest) -> AsyncIterator[str]:
         body = self._body(chat_messages(request), generation(request))
-        body["stream"] = True
+        body.update(_STREAMED)
         pieces: asyncio.Queue[str | Exception | None] = asyncio.Queue()
 
         async def produce() -> None:
@@ -269,6 +281,7 @@ class OpenAIBackend:
             embeddings = [item["embedding"] for item in items]
         except (KeyError, TypeError) as exc:
             raise self._unexpected(data, exc) from None
+        self._count(data.get("usage"), self.embedding_model)
         if len(embeddings) != len(texts):
             raise BackendError(f"{self._where}: asked for {len(texts)} embeddings, "
                                f"got {len(embeddings)}")
@@ -293,7 +306,7 @@ class OpenAIBackend:
                 self._note_cap(body["max_tokens"])
             return Reply(text, self._tool_calls(calls, names))
         texts: list[str] = []
-        async for piece in self._stream({**body, "stream": True}, calls):
+        async for piece in self._stream({**body, **_STREAMED}, calls):
             await pieces(piece)
             texts.append(piece)
         return Reply("".join(texts), self._tool_calls(calls, names))
@@ -310,7 +323,21 @@ class OpenAIBackend:
                 calls.extend(message.get("tool_calls") or ())
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise self._unexpected(data, exc) from None
+        self._count(data.get("usage"), self.model)
         return self._text(content, data), finish if isinstance(finish, str) else None
+
+    def _count(self, usage: Any, model: str) -> None:
+        """Report the tokens a request of *model* (as asked for, so that cx.toml's prices
+        find it) used, as the server counted them; a server that gives no ``usage`` (some
+        ignore ``stream_options``) is reported as not counted."""
+        name = f"openai:{model}"
+        tokens = [usage.get(key) if isinstance(usage, dict) else None
+                  for key in ("prompt_tokens", "completion_tokens")]
+        if not isinstance(tokens[0], int):
+            report_usage(Usage(name, 0, 0, counted=False))
+            return
+        output = tokens[1] if isinstance(tokens[1], int) else 0  # embeddings have none
+        report_usage(Usage(name, tokens[0], output))
 
     def _tool_calls(self, sent: list[Any], names: Mapping[str, str]) -> tuple[ToolCall, ...]:
         """The tool calls of a turn as sent (``[{id, function: {name, arguments}}]``), each
@@ -358,14 +385,37 @@ class OpenAIBackend:
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         async def attempt() -> Any:
-            async with self._slots, self._deadline(), self._client.stream(
-                "POST", path, json=body
-            ) as response:
-                raw = b"".join([chunk async for chunk in self._capped(response, path)])
-            self._check(response, raw)
-            return self._json(raw, path)
+            async with self._admitted(body) as ticket:
+                async with self._slots, self._deadline(), self._client.stream(
+                    "POST", path, json=body
+                ) as response:
+                    raw = b"".join([chunk async for chunk in self._capped(response, path)])
+                self._check(response, raw)
+                data = self._json(raw, path)
+                ticket.used = _total_tokens(data)
+            return data
 
         return await self._with_retries(path, lambda: asyncio.ensure_future(attempt()))
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, body: Mapping[str, Any]) -> AsyncIterator[Ticket]:
+        """Wait for the request's turn at its model's limits; a 429 on the way out lowers
+        them, and says whether the backend's own concurrency may have caused it."""
+        model = str(body.get("model"))
+        limiter = self._limiters.get(model)
+        if limiter is None:
+            limits = self._settings.limits_for(model)
+            limiter = self._limiters[model] = ModelLimiter(
+                self._settings.max_concurrency,
+                requests_per_minute=limits.requests_per_minute,
+                tokens_per_minute=limits.tokens_per_minute)
+        async with limiter.admit(estimate_tokens(body)) as ticket:
+            try:
+                yield ticket
+            except _RetryableError as exc:
+                if exc.throttled:
+                    exc.ours = limiter.refused(ticket, exc.retry_after)
+                raise
 
     @contextlib.asynccontextmanager
     async def _deadline(self) -> AsyncIterator[None]:
@@ -416,13 +466,15 @@ class OpenAIBackend:
         first piece: after that a retry would repeat text the caller already has. The answer
         is whole only once a chunk carried a ``finish_reason``: a stream that ends without
         one, by ``[DONE]`` or by the connection closing, was cut short."""
-        for attempt in range(self.retry.max_retries + 1):
+        attempt = 0
+        while True:
             pieces = 0
             parts: dict[int, dict[str, Any]] = {}  # tool calls by index, as they build up
+            usage: dict[str, Any] = {}  # the server's, in the last chunk when it gives it
             try:
-                async with self._slots, self._deadline(), self._client.stream(
-                    "POST", "chat/completions", json=body
-                ) as response:
+                async with (self._admitted(body) as ticket, self._slots, self._deadline(),
+                            self._client.stream("POST", "chat/completions", json=body)
+                            as response):
                     chunks = self._capped(response, "chat/completions")
                     if response.status_code >= 300:  # _check raises: say why
                         self._check(response, b"".join([chunk async for chunk in chunks]))
@@ -442,13 +494,15 @@ class OpenAIBackend:
                         if event.data.strip() == "[DONE]":
                             break
                         events += 1
-                        piece, finish = self._delta(event.data, finish, parts)
+                        piece, finish = self._delta(event.data, finish, parts, usage)
                         if piece:
                             pieces += 1
                             yield piece
                     if finish == "length":
                         self._note_cap(body["max_tokens"])
                     if finish is not None:
+                        self._count(usage or None, self.model)
+                        ticket.used = _total_tokens({"usage": usage})
                         if calls is not None:
                             calls.extend(parts[index] for index in sorted(parts))
                         return
@@ -459,7 +513,7 @@ class OpenAIBackend:
                                        f"of a streamed answer, after {_pieces(pieces)} "
                                        f"({_describe(exc)})") from None
                 failure = self._retryable(exc)
-            await self._backoff("chat/completions (stream)", attempt, failure)
+            attempt = await self._backoff("chat/completions (stream)", attempt, failure)
 
     def _unfinished(self, events: int, pieces: int) -> Exception:
         """The error for a stream that ended without a finish_reason: to retry while the
@@ -479,13 +533,13 @@ class OpenAIBackend:
                                f"without a finish_reason ({_CUT_SHORT_HINT})")
 
     async def _with_retries(self, path: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        for number in range(self.retry.max_retries + 1):
+        number = 0
+        while True:
             try:
                 return await attempt()
             except (httpx.HTTPError, _RetryableError) as exc:
                 failure = self._retryable(exc)
-            await self._backoff(path, number, failure)
-        raise AssertionError("unreachable: _backoff raises after the last attempt")
+            number = await self._backoff(path, number, failure)
 
     def _retryable(self, exc: httpx.HTTPError | _RetryableError) -> _RetryableError:
         """What to retry after *exc*; raises the error to give up with at once instead."""
@@ -497,21 +551,29 @@ class OpenAIBackend:
             raise self._timeout(exc) from None
         raise BackendError(f"{self._where}: {_describe(exc)}") from None
 
-    async def _backoff(self, what: str, attempt: int, failure: _RetryableError) -> None:
-        """Wait before the next attempt, or raise when there is none."""
+    async def _backoff(self, what: str, attempt: int, failure: _RetryableError) -> int:
+        """Wait before the next attempt and give its number, or raise when there is none.
+        A refusal the backend's own concurrency caused uses up no attempt and needs no
+        backoff: the model's limiter has already lowered that concurrency and holds its
+        requests for any ``Retry-After``."""
         tries = attempt + 1
-        if attempt >= self.retry.max_retries:
-            raise BackendError(f"{self._where}: {failure.reason}; gave up after {tries} "
-                               f"attempt{'s' if tries > 1 else ''}")
         after = failure.retry_after
         if after is not None and after > self.retry.max_retry_after:
             raise BackendError(f"{self._where}: {failure.reason} and asks to retry after "
                                f"{after:g} s, longer than cx waits "
                                f"({self.retry.max_retry_after:g} s); try again later")
+        if failure.ours:
+            logger.info("%s %s: %s; fewer requests at once from now, then retrying",
+                        self._where, what, failure.reason)
+            return attempt
+        if attempt >= self.retry.max_retries:
+            raise BackendError(f"{self._where}: {failure.reason}; gave up after {tries} "
+                               f"attempt{'s' if tries > 1 else ''}")
         delay = self.retry.delay(attempt, after)
         logger.info("%s %s: %s; retry %d of %d in %.2f s", self._where, what, failure.reason,
                     tries, self.retry.max_retries, delay)
         await self.retry.sleep(delay)
+        return tries
 
     def _check(self, response: httpx.Response, body: bytes) -> None:
         """Raise what a response that is not a success means; *body* is its content."""
@@ -545,7 +607,8 @@ class OpenAIBackend:
                                "server with --embedding true (it still chats then)")
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            raise _RetryableError(f"{reason}{': ' + detail if detail else ''}", retry_after)
+            raise _RetryableError(f"{reason}{': ' + detail if detail else ''}", retry_after,
+                                  throttled=status == 429)
         if status in (401, 403):
             advice = "set OPENAI_API_KEY to a key this server accepts"
         elif status == 404:
@@ -556,10 +619,11 @@ class OpenAIBackend:
         raise BackendError(f"{self._where}: {reason}{': ' + detail if detail else ''}; "
                            f"{advice}")
 
-    def _delta(self, data: str, finish: str | None,
-               parts: dict[int, dict[str, Any]]) -> tuple[str, str | None]:
+    def _delta(self, data: str, finish: str | None, parts: dict[int, dict[str, Any]],
+               usage: dict[str, Any]) -> tuple[str, str | None]:
         """A streamed chunk's text, and the answer's finish_reason so far (*finish* until a
-        chunk carries one); the pieces of tool calls it carries go into *parts*, by index."""
+        chunk carries one); the pieces of tool calls it carries go into *parts*, by index,
+        and the answer's usage (asked for by ``stream_options``) into *usage*."""
         try:
             chunk = json.loads(data)
         except RecursionError:
@@ -572,6 +636,8 @@ class OpenAIBackend:
         if isinstance(chunk, dict) and "error" in chunk:
             raise BackendError(f"{self._where}: the server reported an error mid-stream: "
                                f"{_error_text(chunk['error'])}")
+        if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
+            usage.update(chunk["usage"])
         try:
             choices = chunk["choices"]
             if not choices:  # a usage-only chunk
@@ -626,6 +692,11 @@ async def list_models(settings: BackendSettings, timeout: float = 2.0) -> list[s
     except (ValueError, KeyError, TypeError):
         raise BackendError(f"{where}: GET /models did not answer as the OpenAI API does; "
                            "is OPENAI_BASE_URL right (it usually ends in /v1)?") from None
+
+
+# Streamed requests ask for the usage in a last chunk (OpenAI, vLLM, Ollama, llama.cpp's
+# server; one that ignores it leaves the call's tokens uncounted).
+_STREAMED = {"stream": True, "stream_options": {"include_usage": True}}
 
 
 def _transcript(entries: Sequence[Entry], wires: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -683,6 +754,13 @@ def _arguments(text: str) -> tuple[Any, str | None]:
     if not isinstance(arguments, dict):
         return None, f"the arguments are not a JSON object: {shown(text)}"
     return arguments, None
+
+
+def _total_tokens(data: Any) -> int | None:
+    """The tokens an answer says its request used (``usage.total_tokens``), if it says."""
+    usage = data.get("usage") if isinstance(data, dict) else None
+    total = usage.get("total_tokens") if isinstance(usage, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
 
 
 def _per_token(embedding: Any) -> bool:

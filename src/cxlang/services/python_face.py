@@ -20,8 +20,10 @@ whose handlers on the runtime the model may call, several at once.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypedDict, TypeVar, Unpack, overload
 
@@ -73,6 +75,11 @@ class Services:
     request. Options are keyword-only and ``None`` leaves the default: ``system`` (instructions),
     ``context`` (background), ``temperature``, ``max_tokens`` (the answer's length), ``recall``
     (learnt texts given to the model, default 3, ``0`` for none).
+
+    ``record="calls.jsonl"`` writes every model call and its answer to that file;
+    ``replay="calls.jsonl"`` answers every call from such a file and never asks a model (a
+    call that is not in it raises :class:`BackendError`); ``cache="dir"`` answers identical
+    calls from that directory across runs: as ``cx run --record/--replay/--cache``.
     """
 
     def __init__(
@@ -86,6 +93,9 @@ class Services:
         embedding_model: str | None = None,
         settings: BackendSettings | None = None,
         latency: float = 0.0,
+        record: str | os.PathLike[str] | None = None,
+        replay: str | os.PathLike[str] | None = None,
+        cache: str | os.PathLike[str] | None = None,
     ) -> None:
         chosen: dict[str, Any] = {key: value for key, value in (
             ("backend", backend), ("model", model), ("api_key", api_key),
@@ -96,8 +106,11 @@ class Services:
             chosen["source"] = "Services(backend=...)"
         self.runtime = runtime
         self.settings = replace(load_settings() if settings is None else settings, **chosen)
-        self.backend: Backend = create_backend(self.settings.backend, latency=latency,
-                                               settings=self.settings)
+        self.backend: Backend = create_backend(
+            self.settings.backend, latency=latency, settings=self.settings,
+            record=None if record is None else Path(record),
+            replay=None if replay is None else Path(replay),
+            cache=None if cache is None else Path(cache))
         self._invoker = ServiceInvoker(runtime, self.backend)
         self._closed = False
 

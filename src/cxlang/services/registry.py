@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from .backend import Backend, BackendUnavailableError
+from .cache import CachedBackend
 from .config import BackendSettings
 from .local import LocalBackend
+from .recording import Recorder, Replayer
 
 __all__ = [
     "ACTING",
@@ -116,14 +119,32 @@ def backend_names() -> list[str]:
 
 
 def create_backend(
-    name: str, *, latency: float = 0.0, settings: BackendSettings | None = None
+    name: str, *, latency: float = 0.0, settings: BackendSettings | None = None,
+    record: str | Path | None = None, replay: str | Path | None = None,
+    cache: str | Path | None = None,
 ) -> Backend:
     """The backend called *name*, configured by *settings* (model, server, limits);
     ``latency`` (seconds) applies to the embedded one. Raises ``BackendUnavailableError`` saying
-    what to install or set when it cannot be made."""
+    what to install or set when it cannot be made.
+
+    *record*: every call and its answer is written to this file (:mod:`.recording`);
+    *replay*: every call is answered from such a file, and the backend is never made (nor
+    asked); *cache*: identical calls are answered from this directory across runs
+    (:mod:`.cache`). A replay takes neither of the other two."""
     try:
         info = BACKENDS[name]
     except KeyError:
         known = ", ".join(backend_names())
         raise BackendUnavailableError(f"unknown backend {name!r}; available: {known}") from None
-    return info.create(settings or BackendSettings(backend=name), latency)
+    if replay is not None:
+        if record is not None or cache is not None:
+            raise BackendUnavailableError("a replay asks no model, so it neither records nor "
+                                          "caches: leave out --record and --cache")
+        return Replayer(replay, name)
+    settings = settings or BackendSettings(backend=name)
+    backend = info.create(settings, latency)
+    if cache is not None:
+        backend = CachedBackend(backend, cache, settings.model)
+    if record is not None:
+        backend = Recorder(backend, record, settings.model)
+    return backend
