@@ -58,19 +58,11 @@ class Entity:
 
 
 def type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, Entity):
-        return f"a {value.type_name}"
-    return "an object"
+    """What a message calls *value*'s kind: "a number", "an array", "null", "a Point"."""
+    kind = type_of(value)
+    if kind == "null":
+        return kind
+    return f"an {kind}" if kind in ("array", "object") else f"a {kind}"
 
 
 # Display ---------------------------------------------------------------------------------------
