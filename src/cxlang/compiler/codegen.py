@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -56,7 +55,6 @@ MODULE_FUNCTIONS = 1000
 # Functions a program may call by name besides print, with the number of arguments each takes.
 _FUNCTIONS = {"now": 0, "typeof": 1}
 _NOW = ("system", "time", "now")  # now(), as the original project's programs also say it
-_EVENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def _count(number: int, noun: str) -> str:
@@ -965,19 +963,14 @@ class _Generator:
         first segment is read as a name even where it is also a variable (``position.top``),
         ``self`` or a reserved word; a string that is an event name counts too."""
         target = element.event if isinstance(element, n.EventWithPayload) else element
-        if isinstance(target, n.StringLit):
-            path: tuple[str, ...] | None = tuple(target.value.split(".")) \
-                if _EVENT_NAME.fullmatch(target.value) else None
-        else:
-            path = n.event_path(target)
-            if path is not None and len(path) == 1 and scope.is_variable(path[0]):
-                path = None  # a variable alone is a value, not an event
-        if path is None:
+        found = n.listed_event(element)
+        if found is not None and isinstance(found[1], n.Name) and scope.is_variable(found[0]):
+            found = None  # a variable alone is a value, not an event
+        if found is None:
             self.error("a 'handlers' entry must be an event name, like analysis.done",
                        target.span)
             return None
-        event = ".".join(path)
-        return event if self.valid_event(event, target.span) else None
+        return found[0] if self.valid_event(found[0], target.span) else None
 
     def tool_list(self, value: n.ArrayLit, scope: FunctionScope) -> ast.expr:
         """``tools: [ weather.lookup { description: "..." }, clock.now ]``: the events whose

@@ -298,12 +298,5 @@ def _entries(value: n.Node) -> Iterator[tuple[str, Span]]:
 
 def _entry(element: n.ArrayElement) -> tuple[str, Span] | None:
     """An unlabelled entry of a handlers or tools list as an event name and its place."""
-    if isinstance(element, n.LabeledElement):
-        return None
-    target = element.event if isinstance(element, n.EventWithPayload) else element
-    if isinstance(target, n.StringLit):
-        return (target.value, target.span) if target.value else None
-    path = n.event_path(target)
-    if path is None:
-        return None
-    return ".".join(path), target.span
+    found = n.listed_event(element)
+    return None if found is None else (found[0], found[1].span)

@@ -220,15 +220,9 @@ def _entries(value: n.Node) -> Iterator[str]:
     if not isinstance(value, n.ArrayLit):
         return
     for element in value.elements:
-        if isinstance(element, n.LabeledElement):
-            continue
-        target = element.event if isinstance(element, n.EventWithPayload) else element
-        if isinstance(target, n.StringLit):
-            yield target.value
-            continue
-        path = n.event_path(target)
-        if path is not None:
-            yield ".".join(path)
+        found = n.listed_event(element)
+        if found is not None:
+            yield found[0]
 
 
 def _edge_label(edge: Edge) -> str:

@@ -11,6 +11,7 @@ whole chain is an event reference. `dotted_path()` reads such a chain back.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, TypeAlias
 
@@ -473,6 +474,22 @@ def event_path(node: Node) -> tuple[str, ...] | None:
         return None
     parts.reverse()
     return tuple(parts)
+
+
+EVENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def listed_event(element: Node) -> tuple[str, Node] | None:
+    """An unlabelled entry of a handlers or tools list as the event it names, and the node that
+    names it: a dotted name (see :func:`event_path`) or a string that is an event name, with or
+    without a payload of its own; None for anything else (a labelled entry included)."""
+    if isinstance(element, LabeledElement):
+        return None
+    target = element.event if isinstance(element, EventWithPayload) else element
+    if isinstance(target, StringLit):
+        return (target.value, target) if EVENT_NAME.fullmatch(target.value) else None
+    path = event_path(target)
+    return None if path is None else (".".join(path), target)
 
 
 def is_optional_chain(expr: Expr) -> bool:
