@@ -15,7 +15,7 @@ from .measure import Budget, interleaved, run_async
 from .model import Comparison, Quantity, ScenarioResult, Target, Unit, value_at_least
 from .workloads import AsyncHandler, return_at_once, suspend_once
 
-__all__ = ["throughput"]
+__all__ = ["bus_rate", "queue_rate", "throughput"]
 
 EVENT = "bench.tick"
 PAYLOAD = {"n": 1}
@@ -45,10 +45,10 @@ async def _rates(
     target: Target | None,
 ) -> ScenarioResult:
     async def bus() -> float:
-        return await _bus_rate(handler, inline, events)
+        return await bus_rate(handler, inline, events)
 
     async def queue() -> float:
-        return await _queue_rate(handler, events)
+        return await queue_rate(handler, events)
 
     samples = await interleaved({"cxlang": bus, QUEUE: queue}, budget.slow_rounds)
     return ScenarioResult(
@@ -60,7 +60,8 @@ async def _rates(
     )
 
 
-async def _bus_rate(handler: AsyncHandler, inline: bool, events: int) -> float:
+async def bus_rate(handler: AsyncHandler, inline: bool, events: int) -> float:
+    """Events/s of one burst of *events* through a fresh runtime's bus to *handler*."""
     rt = Runtime(max_queue=events)  # the whole burst is queued before dispatch starts
     rt.on(EVENT, handler, inline=inline)
     emit = rt.emit
@@ -77,7 +78,8 @@ async def _bus_rate(handler: AsyncHandler, inline: bool, events: int) -> float:
     return events / elapsed
 
 
-async def _queue_rate(handler: AsyncHandler, events: int) -> float:
+async def queue_rate(handler: AsyncHandler, events: int) -> float:
+    """Events/s of the same burst through a bare ``asyncio.Queue`` and one consumer task."""
     queue: asyncio.Queue[dict[str, int] | None] = asyncio.Queue()
 
     async def consume() -> None:
