@@ -18,6 +18,7 @@ __all__ = [
     "ScenarioResult",
     "Target",
     "Unit",
+    "ratio_at_least",
     "ratio_at_most",
     "speedup_at_least",
     "value_at_least",
@@ -54,6 +55,7 @@ class RatioStyle(enum.Enum):
 
 class Goal(enum.Enum):
     RATIO_AT_MOST = "ratio_at_most"
+    RATIO_AT_LEAST = "ratio_at_least"
     SPEEDUP_AT_LEAST = "speedup_at_least"
     VALUE_AT_LEAST = "value_at_least"
     VALUE_BELOW = "value_below"
@@ -77,11 +79,18 @@ class Target:
             return None
         if self.goal is Goal.RATIO_AT_MOST:
             return ratio <= self.threshold
+        if self.goal is Goal.RATIO_AT_LEAST:
+            return ratio >= self.threshold
         return 1 / ratio >= self.threshold
 
 
 def ratio_at_most(threshold: float, text: str) -> Target:
     return Target(Goal.RATIO_AT_MOST, threshold, text)
+
+
+def ratio_at_least(threshold: float, text: str) -> Target:
+    """For rates, where more is better: cxlang's rate at least *threshold* times the baseline's."""
+    return Target(Goal.RATIO_AT_LEAST, threshold, text)
 
 
 def speedup_at_least(threshold: float) -> Target:
