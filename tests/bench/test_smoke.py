@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from cxlang.bench import main
+from cxlang.bench.peers import PEERS
+
+PEER_NAMES = [peer.name for peer in PEERS]
 
 
 def test_quick_fanout_prints_a_table_and_writes_json(
@@ -23,6 +26,8 @@ def test_quick_fanout_prints_a_table_and_writes_json(
     printed = capsys.readouterr().out
     assert "| scenario" in printed
     assert "K=10 no-op fan-out" in printed
+    assert "peers: langchain-core " in printed  # with its version, or "not installed"
+    assert "llama-index-workflows " in printed
     document = json.loads(out.read_text(encoding="utf-8"))
     for key in ("python", "platform", "cpu_count", "event_loop", "uvloop", "scenarios", "targets"):
         assert key in document
@@ -35,10 +40,10 @@ def test_quick_fanout_prints_a_table_and_writes_json(
         assert scenario["scenario"] == "fanout"
         assert scenario["cxlang"]["median"] > 0
         names = [b["name"] for b in scenario["baselines"]]
-        assert names[:2] == ["gather+dict", "TaskGroup+timeout"]
+        assert names == ["gather+dict", "TaskGroup+timeout", *PEER_NAMES]
         for baseline in scenario["baselines"]:
             if not baseline["available"]:
-                assert baseline["name"] == "RunnableParallel.ainvoke"  # the optional one
+                assert baseline["name"] in PEER_NAMES  # the optional ones
                 assert baseline["ratio"] is None
                 continue
             assert isinstance(baseline["ratio"], float)

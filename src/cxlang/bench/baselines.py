@@ -1,4 +1,4 @@
-"""What a programmer would write by hand instead of ``rt.parallel``.
+"""What a programmer would write instead of ``rt.parallel``: by hand, or with a framework.
 
 Each returns what a parallel call's ``.payload`` holds (the source payload plus every branch's
 result under its name), so the comparison is between equal work: building the consolidated
@@ -8,21 +8,48 @@ payload is part of the job, not an extra that only cxlang pays for.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
 from .workloads import AsyncHandler
 
-__all__ = ["GATHER", "SEQUENTIAL", "TASKGROUP", "Branches", "gather_dict", "sequential_dict",
-           "taskgroup_dict"]
+__all__ = ["GATHER", "NOT_INSTALLED", "SEQUENTIAL", "TASKGROUP", "Branches", "FanOut", "Peer",
+           "gather_dict", "installed_version", "sequential_dict", "taskgroup_dict"]
 
 T = TypeVar("T")
 
 Branches = Sequence[tuple[str, AsyncHandler]]
 
+FanOut = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+"""One keyed fan-out with its join: the source payload in, the consolidated payload out."""
+
 GATHER = "gather+dict"
 TASKGROUP = "TaskGroup+timeout"
 SEQUENTIAL = "sequential"
+NOT_INSTALLED = "not installed"
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A framework people pick for keyed fan-out, written as its own docs teach it.
+
+    Peers are not dependencies of cxlang (only of its ``bench`` extra): each is imported lazily
+    and by name, so without it ``build`` returns ``None``, the report says "not installed"
+    instead of failing, and mypy needs no stubs for it.
+    """
+
+    name: str  # the row label; it names the form when the framework teaches several
+    distribution: str  # the package, whose version the report's header shows
+    build: Callable[[Branches], FanOut | None]  # set up once per scenario, called per call
+
+
+def installed_version(distribution: str) -> str | None:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
 
 
 async def gather_dict(branches: Branches, payload: dict[str, Any]) -> dict[str, Any]:

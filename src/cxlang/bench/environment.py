@@ -9,10 +9,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .._version import __version__
-from . import langchain_baseline
+from .baselines import installed_version
 from .measure import loop_name
+from .peers import PEERS
 
 __all__ = ["Environment", "describe"]
+
+# FastStream is the peer of the nats scenario, which builds its own row.
+PEER_DISTRIBUTIONS = (*dict.fromkeys(peer.distribution for peer in PEERS), "faststream")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +28,7 @@ class Environment:
     cpu_count: int
     event_loop: str
     uvloop: bool
-    langchain_core: str | None
+    peers: dict[str, str | None]  # version by package, None where not installed
     quick: bool
 
     def as_dict(self) -> dict[str, Any]:
@@ -41,6 +45,6 @@ def describe(*, quick: bool) -> Environment:
         cpu_count=os.cpu_count() or 1,
         event_loop=loop,
         uvloop=loop.startswith("uvloop"),
-        langchain_core=langchain_baseline.installed_version(),
+        peers={name: installed_version(name) for name in PEER_DISTRIBUTIONS},
         quick=quick,
     )

@@ -2,20 +2,33 @@
 
 The handlers do nothing (or suspend once), so every microsecond measured is coordination: the
 consolidated payload, per-branch timeouts and error capture on cxlang's side; tasks and a dict on
-the baselines' side. Each call runs in a batch and the median per-call time is reported.
+the baselines' side; graphs, events and state on the frameworks' side (:mod:`.peers`). Each call
+runs in a batch and the median per-call time is reported.
 
-Each size is measured twice: with default handlers, which get a task of their own from their
-first step (so task-bound code such as ``asyncio.timeout`` works in them), and with handlers
-subscribed ``inline=True`` (as compiled CX handlers are), which get a task only if they suspend.
+cxlang is measured twice at each size, interleaved with the same baselines: with default
+handlers, which get a task of their own from their first step (so task-bound code such as
+``asyncio.timeout`` works in them), and with handlers subscribed ``inline=True`` (as compiled CX
+handlers are), which get a task only if they suspend. Each gives a row of the report.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..runtime import Runtime
-from . import langchain_baseline
-from .baselines import GATHER, TASKGROUP, Branches, gather_dict, taskgroup_dict
+from .baselines import (
+    GATHER,
+    NOT_INSTALLED,
+    TASKGROUP,
+    Branches,
+    FanOut,
+    gather_dict,
+    taskgroup_dict,
+)
+from .langchain_baseline import PEER as LANGCHAIN
+from .langgraph_baseline import PEER as LANGGRAPH
+from .llamaindex_baseline import LIST, SEND_EVENT
 from .measure import Budget, Call, per_call_samples, run_async
 from .model import (
     Comparison,
@@ -27,6 +40,7 @@ from .model import (
     ratio_at_most,
     speedup_at_least,
 )
+from .peers import PEERS
 from .workloads import AsyncHandler, return_at_once, suspend_once
 
 __all__ = ["no_op", "suspending"]
@@ -35,31 +49,36 @@ SIZES = (10, 100)
 PAYLOAD = {"prompt": "Analyse the Q3 numbers", "quarter": 3}
 TIMEOUT = 30.0  # the runtime's default per-handler timeout, given to the TaskGroup baseline too
 
+DEFAULT = "cxlang"
+INLINE = "cxlang, inline handlers"
+
+Targets = Mapping[str, Target]  # by baseline name
+
 
 def no_op(budget: Budget) -> list[ScenarioResult]:
-    """K=10 and K=100 handlers that return at once; the brief's targets are for K=10."""
-    return [
-        run_async(_fanout("fanout", f"K={k} no-op fan-out{_kind(inline)}", k, return_at_once,
-                          budget, inline=inline,
-                          gather_target=ratio_at_most(1.0, "<= 1.0x gather") if k == 10 else None,
-                          langchain_target=speedup_at_least(30) if k == 10 else None))
-        for k in SIZES for inline in (False, True)
-    ]
+    """K=10 and K=100 handlers that return at once; the issue's targets are for K=10."""
+    rows: list[ScenarioResult] = []
+    for k in SIZES:
+        inline: Targets = {}
+        if k == 10:
+            inline = {GATHER: ratio_at_most(1.0, "<= 1.0x gather"),
+                      LANGCHAIN.name: speedup_at_least(30)}
+        default = {**inline, LANGGRAPH.name: speedup_at_least(50),
+                   SEND_EVENT.name: speedup_at_least(150),
+                   LIST.name: speedup_at_least(150)} if k == 10 else inline
+        rows.extend(run_async(_fanout("fanout", f"K={k} no-op fan-out", k, return_at_once,
+                                      budget, default, inline)))
+    return rows
 
 
 def suspending(budget: Budget) -> list[ScenarioResult]:
     """The same with handlers that suspend once, so every branch becomes a real task."""
-    return [
-        run_async(_fanout("fanout-suspend", f"K={k} fan-out, suspend once{_kind(inline)}", k,
-                          suspend_once, budget, inline=inline,
-                          gather_target=ratio_at_most(1.3, "<= 1.3x gather"),
-                          langchain_target=None))
-        for k in SIZES for inline in (False, True)
-    ]
-
-
-def _kind(inline: bool) -> str:
-    return ", inline handlers" if inline else ""
+    targets = {GATHER: ratio_at_most(1.3, "<= 1.3x gather")}
+    rows: list[ScenarioResult] = []
+    for k in SIZES:
+        rows.extend(run_async(_fanout("fanout-suspend", f"K={k} fan-out, suspend once", k,
+                                      suspend_once, budget, targets, targets)))
+    return rows
 
 
 async def _fanout(
@@ -68,54 +87,81 @@ async def _fanout(
     k: int,
     handler: AsyncHandler,
     budget: Budget,
-    *,
-    inline: bool,
-    gather_target: Target | None,
-    langchain_target: Target | None,
-) -> ScenarioResult:
-    rt = Runtime()
+    default_targets: Targets,
+    inline_targets: Targets,
+) -> list[ScenarioResult]:
     branches: Branches = [(f"p{i}", handler) for i in range(k)]
     parameters = {name: f"bench.fanout.{name}" for name, _ in branches}
-    for event in parameters.values():
-        rt.on(event, handler, inline=inline)
+    runtimes = {DEFAULT: Runtime(), INLINE: Runtime()}
+    for contender, rt in runtimes.items():
+        for event in parameters.values():
+            rt.on(event, handler, inline=contender == INLINE)
     payload = dict(PAYLOAD)
-    calls: dict[str, Call] = {
-        "cxlang": lambda: rt.parallel(parameters, payload),
-        GATHER: lambda: gather_dict(branches, payload),
-        TASKGROUP: lambda: taskgroup_dict(branches, payload, TIMEOUT),
+    contenders: dict[str, FanOut] = {
+        contender: _payload_of(rt, parameters) for contender, rt in runtimes.items()
     }
-    runnable = langchain_baseline.runnable_parallel(branches)
-    if runnable is not None:
-        ainvoke = runnable.ainvoke
-        calls[langchain_baseline.NAME] = lambda: ainvoke(payload)
+    contenders[GATHER] = lambda p: gather_dict(branches, p)
+    contenders[TASKGROUP] = lambda p: taskgroup_dict(branches, p, TIMEOUT)
+    for peer in PEERS:
+        fan_out = peer.build(branches)
+        if fan_out is not None:
+            contenders[peer.name] = fan_out
+    calls: dict[str, Call] = {name: _bound(fan_out, payload)
+                              for name, fan_out in contenders.items()}
+    # cxlang's own calls are timed bare, as a program makes them; the payload is read in checks.
+    calls.update({contender: _bound_parallel(rt, parameters, payload)
+                  for contender, rt in runtimes.items()})
     try:
-        await _check_same_result(rt, parameters, branches, payload)
+        await _check_same_result(contenders, branches, payload)
         samples = await per_call_samples(calls, budget.rounds, budget.min_batch)
     finally:
-        await rt.aclose()
+        for rt in runtimes.values():
+            await rt.aclose()
 
-    def measured(name: str) -> Quantity | None:
-        return Quantity.median_of(samples[name], Unit.SECONDS) if name in samples else None
+    def row(contender: str, row_title: str, targets: Targets) -> ScenarioResult:
+        return ScenarioResult(
+            scenario, row_title, Quantity.median_of(samples[contender], Unit.SECONDS),
+            tuple(_comparison(name, samples, targets)
+                  for name in (GATHER, TASKGROUP, *(peer.name for peer in PEERS))),
+        )
 
-    langchain = measured(langchain_baseline.NAME)
-    return ScenarioResult(
-        scenario,
-        title,
-        Quantity.median_of(samples["cxlang"], Unit.SECONDS),
-        (
-            Comparison(GATHER, measured(GATHER), target=gather_target),
-            Comparison(TASKGROUP, measured(TASKGROUP)),
-            Comparison(langchain_baseline.NAME, langchain, RatioStyle.FASTER, langchain_target,
-                       note="" if langchain else langchain_baseline.NOT_INSTALLED),
-        ),
-    )
+    return [row(DEFAULT, title, default_targets),
+            row(INLINE, f"{title}, inline handlers", inline_targets)]
+
+
+def _comparison(name: str, samples: Mapping[str, list[float]], targets: Targets) -> Comparison:
+    style = RatioStyle.TIMES if name in (GATHER, TASKGROUP) else RatioStyle.FASTER
+    if name not in samples:
+        return Comparison(name, None, style, targets.get(name), note=NOT_INSTALLED)
+    return Comparison(name, Quantity.median_of(samples[name], Unit.SECONDS), style,
+                      targets.get(name))
+
+
+def _payload_of(rt: Runtime, parameters: dict[str, str]) -> FanOut:
+    """A parallel call's consolidated payload (a failure shows in it, under ``_errors``)."""
+
+    async def call(payload: dict[str, Any]) -> dict[str, Any]:
+        return (await rt.parallel(parameters, payload)).payload
+
+    return call
+
+
+def _bound(fan_out: FanOut, payload: dict[str, Any]) -> Call:
+    return lambda: fan_out(payload)
+
+
+def _bound_parallel(rt: Runtime, parameters: dict[str, str], payload: dict[str, Any]) -> Call:
+    return lambda: rt.parallel(parameters, payload)
 
 
 async def _check_same_result(
-    rt: Runtime, parameters: dict[str, str], branches: Branches, payload: dict[str, Any]
+    contenders: Mapping[str, FanOut],
+    branches: Branches,
+    payload: dict[str, Any],
 ) -> None:
     """Refuse to time contenders that do not do the same work."""
-    result = await rt.parallel(parameters, payload)
     expected = await gather_dict(branches, payload)
-    if result.failures or result.payload != expected:
-        raise RuntimeError(f"cxlang and gather disagree: {result!r} vs {expected!r}")
+    for name, fan_out in contenders.items():
+        result = await fan_out(payload)
+        if result != expected:
+            raise RuntimeError(f"{name} and gather disagree: {result!r} vs {expected!r}")

@@ -1,43 +1,33 @@
-"""The optional LangChain baseline: ``RunnableParallel`` over the same async handlers.
+"""The LangChain peer: ``RunnableParallel`` over the same async handlers.
 
-langchain-core is not a dependency of cxlang (only of its ``bench`` extra), so it is imported
-lazily and by name: without it the report says "not installed" instead of failing, and mypy
-needs no stubs for it.
+``RunnableParallel(name=RunnableLambda(handler), ...)`` is how LangChain's docs run runnables at
+once on one input; it returns only the branches' results, so the source payload is merged in
+after, as :func:`~.baselines.gather_dict` does.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Protocol
+from typing import Any
 
-from .baselines import Branches
+from .baselines import Branches, FanOut, Peer
 
-__all__ = ["NAME", "NOT_INSTALLED", "Invokable", "installed_version", "runnable_parallel"]
-
-NAME = "RunnableParallel.ainvoke"
-NOT_INSTALLED = "not installed"
+__all__ = ["PEER"]
 
 
-class Invokable(Protocol):
-    def ainvoke(self, payload: dict[str, Any], /) -> Awaitable[Any]: ...
-
-
-def installed_version() -> str | None:
-    try:
-        return version("langchain-core")
-    except PackageNotFoundError:
-        return None
-
-
-def runnable_parallel(branches: Branches) -> Invokable | None:
-    """``RunnableParallel(name=RunnableLambda(handler), ...)``, or ``None`` without langchain."""
+def runnable_parallel(branches: Branches) -> FanOut | None:
     try:
         runnables = importlib.import_module("langchain_core.runnables")
     except ImportError:
         return None
-    parallel: Invokable = runnables.RunnableParallel(
+    ainvoke = runnables.RunnableParallel(
         **{name: runnables.RunnableLambda(handler) for name, handler in branches}
-    )
-    return parallel
+    ).ainvoke
+
+    async def call(payload: dict[str, Any]) -> dict[str, Any]:
+        return {**payload, **await ainvoke(payload)}
+
+    return call
+
+
+PEER = Peer("RunnableParallel.ainvoke", "langchain-core", runnable_parallel)

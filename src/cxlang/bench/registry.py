@@ -30,9 +30,11 @@ class Scenario:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
-    Scenario("fanout", "K=10/100 no-op handlers vs gather, TaskGroup, LangChain", no_op),
+    Scenario("fanout", "K=10/100 no-op handlers vs gather, TaskGroup, LangChain, LangGraph, "
+             "LlamaIndex", no_op),
     Scenario("fanout-suspend", "the same, handlers suspend once", suspending),
-    Scenario("io", "10 handlers of 30 ms I/O vs sequential and the 30 ms limit", io_wait),
+    Scenario("io", "10 handlers of 30 ms I/O vs sequential, the peers and the 30 ms limit",
+             io_wait),
     Scenario("bus", "events/s through the bus vs an asyncio.Queue loop", throughput),
     Scenario("memory", "bytes per in-flight branch, process peak vs sequential", memory),
     Scenario("cpu", "cpu_bound handlers in the process pool vs in process", cpu),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .baselines import NOT_INSTALLED
 from .environment import Environment
 from .model import Comparison, Quantity, RatioStyle, ScenarioResult, Unit
 
@@ -20,12 +21,12 @@ COLUMNS = ("scenario", "cxlang", "baseline", "ratio", "target", "met")
 
 def header(env: Environment) -> str:
     run = "quick run" if env.quick else "full run"
-    langchain = env.langchain_core or "not installed"
+    peers = ", ".join(f"{name} {version or NOT_INSTALLED}" for name, version in env.peers.items())
     return (
         f"cxlang {env.cxlang} benchmarks ({run})\n"
         f"Python {env.python} ({env.implementation}) on {env.platform}, {env.cpu_count} CPUs\n"
-        f"event loop: {env.event_loop} (uvloop: {'yes' if env.uvloop else 'no'}); "
-        f"langchain-core: {langchain}"
+        f"event loop: {env.event_loop} (uvloop: {'yes' if env.uvloop else 'no'})\n"
+        f"peers: {peers}"
     )
 
 
