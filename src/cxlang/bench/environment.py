@@ -30,12 +30,13 @@ class Environment:
     uvloop: bool
     peers: dict[str, str | None]  # version by package, None where not installed
     quick: bool
+    scale: bool
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def describe(*, quick: bool) -> Environment:
+def describe(*, quick: bool, scale: bool = False) -> Environment:
     loop = loop_name()
     return Environment(
         cxlang=__version__,
@@ -47,4 +48,5 @@ def describe(*, quick: bool) -> Environment:
         uvloop=loop.startswith("uvloop"),
         peers={name: installed_version(name) for name in PEER_DISTRIBUTIONS},
         quick=quick,
+        scale=scale,
     )

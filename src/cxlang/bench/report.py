@@ -20,7 +20,7 @@ COLUMNS = ("scenario", "cxlang", "baseline", "ratio", "target", "met")
 
 
 def header(env: Environment) -> str:
-    run = "quick run" if env.quick else "full run"
+    run = "scale run" if env.scale else "quick run" if env.quick else "full run"
     peers = ", ".join(f"{name} {version or NOT_INSTALLED}" for name, version in env.peers.items())
     return (
         f"cxlang {env.cxlang} benchmarks ({run})\n"
