@@ -1,9 +1,9 @@
 """Scenario 6: CPU-bound handlers through the process pool, against the same work in process.
 
-Eight handlers of ~0.2 s of pure-Python work each: in one process the GIL makes that 1.6 s
-whatever asyncio does; ``cpu_bound=True`` sends each to a worker process. On two cores the
-target is a 1.8x speed-up. The pool is started (and this package imported by its workers) before
-anything is timed, because a long-running program pays for that once.
+Eight handlers of ~0.2 s of pure-Python work each (0.05 s in ``--quick``): in one process the
+GIL makes that 1.6 s whatever asyncio does; ``cpu_bound=True`` sends each to a worker process.
+On two cores the target is a 1.8x speed-up. The pool is started (and this package imported by
+its workers) before anything is timed, because a long-running program pays for that once.
 
 A bare ``ProcessPoolExecutor`` running the same work tells the runtime's overhead apart from the
 machine's: on a small VM two busy vCPUs often run slower each than one does alone.
@@ -28,13 +28,12 @@ from .workloads import crunch, spin
 __all__ = ["cpu"]
 
 HANDLERS = 8
-WORK_SECONDS = 0.2
 PROBE_ROUNDS = 200_000
 EXECUTOR = "ProcessPoolExecutor"
 
 
 def cpu(budget: Budget) -> list[ScenarioResult]:
-    return [run_async(_cpu(budget, _rounds_for(WORK_SECONDS)))]
+    return [run_async(_cpu(budget, _rounds_for(budget.cpu_seconds)))]
 
 
 def _rounds_for(seconds: float) -> int:
@@ -95,7 +94,7 @@ async def _cpu(budget: Budget, rounds: int) -> ScenarioResult:
     used = statistics.median(cores["cxlang"])
     return ScenarioResult(
         "cpu",
-        f"{HANDLERS} x ~{WORK_SECONDS:g} s CPU, process pool",
+        f"{HANDLERS} x ~{budget.cpu_seconds:g} s CPU, process pool",
         Quantity.median_of(samples["cxlang"], Unit.SECONDS),
         (Comparison(f"{SEQUENTIAL}, in process",
                     Quantity.median_of(samples[SEQUENTIAL], Unit.SECONDS),

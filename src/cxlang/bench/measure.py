@@ -60,15 +60,26 @@ class Budget:
     min_batch: float  # seconds a timed batch of fast calls lasts at least
     slow_rounds: int  # rounds of the slow measurements (30 ms I/O, the bus, memory, CPU)
     events: int  # events per burst through the bus (full: the default queue bound)
+    peers_up_to: int  # the largest fan-out the peers run (at K=100 a call takes up to 0.2 s)
+    cpu_seconds: float  # CPU work of each handler of the cpu scenario
 
 
-QUICK = Budget(rounds=5, min_batch=0.005, slow_rounds=3, events=50_000)
-FULL = Budget(rounds=21, min_batch=0.02, slow_rounds=9, events=100_000)
+# --quick stays under 30 s on a busy 2-core machine, every scenario included: each number
+# here was sized from the time its scenario took (cx bench prints them on stderr).
+QUICK = Budget(rounds=5, min_batch=0.005, slow_rounds=3, events=20_000, peers_up_to=10,
+               cpu_seconds=0.05)
+FULL = Budget(rounds=21, min_batch=0.02, slow_rounds=9, events=100_000, peers_up_to=100,
+              cpu_seconds=0.2)
 
 
 async def interleaved(measures: Mapping[str, Measure], rounds: int) -> dict[str, list[float]]:
     """Run every measure once per round, in turn; the samples of each, by name."""
     samples: dict[str, list[float]] = {name: [] for name in measures}
+    # Everything alive now (modules, the peers' frameworks, the set-up) goes to the permanent
+    # generation, so the collection before each measure scans only what the rounds make: with
+    # LangGraph and LlamaIndex imported a full collection takes ~60 ms, 80 of them a quick run.
+    gc.collect()
+    gc.freeze()
     for _ in range(rounds):
         for name, measure in measures.items():
             gc.collect()  # leave no garbage from the previous contender to this one
