@@ -8,15 +8,17 @@ payload is part of the job, not an extra that only cxlang pays for.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
+from ..runtime import Runtime
 from .workloads import AsyncHandler
 
 __all__ = ["GATHER", "NOT_INSTALLED", "SEQUENTIAL", "TASKGROUP", "Branches", "FanOut", "Peer",
-           "gather_dict", "installed_version", "sequential_dict", "taskgroup_dict"]
+           "check_same_result", "gather_dict", "installed_version", "payload_of",
+           "sequential_dict", "taskgroup_dict"]
 
 T = TypeVar("T")
 
@@ -85,3 +87,23 @@ async def sequential_dict(branches: Branches, payload: dict[str, Any]) -> dict[s
 async def _within(timeout: float, awaitable: Awaitable[T]) -> T:
     async with asyncio.timeout(timeout):
         return await awaitable
+
+
+def payload_of(rt: Runtime, parameters: dict[str, str]) -> FanOut:
+    """A parallel call as a :data:`FanOut`: its consolidated payload (failures in ``_errors``)."""
+
+    async def call(payload: dict[str, Any]) -> dict[str, Any]:
+        return (await rt.parallel(parameters, payload)).payload
+
+    return call
+
+
+async def check_same_result(
+    contenders: Mapping[str, FanOut], branches: Branches, payload: dict[str, Any]
+) -> None:
+    """Refuse to time contenders that do not do the same work as gather."""
+    expected = await gather_dict(branches, payload)
+    for name, fan_out in contenders.items():
+        result = await fan_out(payload)
+        if result != expected:
+            raise RuntimeError(f"{name} and gather disagree: {result!r} vs {expected!r}")

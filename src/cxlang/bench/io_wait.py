@@ -18,7 +18,9 @@ from .baselines import (
     SEQUENTIAL,
     Branches,
     FanOut,
+    check_same_result,
     gather_dict,
+    payload_of,
     sequential_dict,
 )
 from .measure import Budget, interleaved, run_async
@@ -48,11 +50,14 @@ async def _io_wait(budget: Budget) -> list[ScenarioResult]:
         GATHER: _timed(lambda: gather_dict(branches, payload)),
         SEQUENTIAL: _timed(lambda: sequential_dict(branches, payload)),
     }
+    results = {"cxlang": payload_of(rt, parameters)}
     for peer in PEERS:
         fan_out = peer.build(branches)
         if fan_out is not None:
             measures[peer.name] = _timed(_bound(fan_out, payload))
+            results[peer.name] = fan_out
     try:
+        await check_same_result(results, branches, payload)
         samples = await interleaved(measures, budget.slow_rounds)
     finally:
         await rt.aclose()

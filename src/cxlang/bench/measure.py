@@ -60,16 +60,16 @@ class Budget:
     min_batch: float  # seconds a timed batch of fast calls lasts at least
     slow_rounds: int  # rounds of the slow measurements (30 ms I/O, the bus, memory, CPU)
     events: int  # events per burst through the bus (full: the default queue bound)
-    peers_up_to: int  # the largest fan-out the peers run (at K=100 a call takes up to 0.2 s)
-    cpu_seconds: float  # CPU work of each handler of the cpu scenario
+    # These two default to the full run's, so a budget made for one scenario needs neither.
+    peers_up_to: int = 100  # the largest fan-out the peers run (at K=100 a call takes ~0.2 s)
+    cpu_seconds: float = 0.2  # CPU work of each handler of the cpu scenario
 
 
 # --quick stays under 30 s on a busy 2-core machine, every scenario included: each number
 # here was sized from the time its scenario took (cx bench prints them on stderr).
 QUICK = Budget(rounds=5, min_batch=0.005, slow_rounds=3, events=20_000, peers_up_to=10,
                cpu_seconds=0.05)
-FULL = Budget(rounds=21, min_batch=0.02, slow_rounds=9, events=100_000, peers_up_to=100,
-              cpu_seconds=0.2)
+FULL = Budget(rounds=21, min_batch=0.02, slow_rounds=9, events=100_000)
 
 
 async def interleaved(measures: Mapping[str, Measure], rounds: int) -> dict[str, list[float]]:
