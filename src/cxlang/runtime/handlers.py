@@ -21,10 +21,9 @@ import inspect
 import types
 from collections.abc import Callable, Coroutine
 from contextvars import copy_context
-from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
-from .context import ExecutionContext, set_context
+from .context import ExecutionContext
 from .context import _current as _execution_context
 from .eager import continue_in_task, start_in_task
 from .events import EventPattern
@@ -158,9 +157,7 @@ def start_handler(
         finished(value, None)
         return None
     if kind is _THREAD:
-        ctx = copy_context()
-        ctx.run(set_context, context)
-        return pool.run_in_thread(ctx, partial(_call_in_thread, sub), event, finished)
+        return pool.run_in_thread(copy_context(), _call_in_thread, sub, event, context, finished)
     future = pool.run_in_process(sub.callback, sub.name, event, context)
     future.add_done_callback(_FutureReport(finished))
     return future
@@ -237,7 +234,8 @@ def _call(fn: Handler, event: Event, context: ExecutionContext) -> Any:
     return fn(event)
 
 
-def _call_in_thread(sub: Subscription, event: Event) -> Any:
+def _call_in_thread(sub: Subscription, event: Event, context: ExecutionContext) -> Any:
+    _set_context(context)  # here, in the thread, not on the loop
     value = sub.callback(event)
     if type(value) is _CoroutineType:
         _refuse_coroutine(sub, value)

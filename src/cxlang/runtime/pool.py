@@ -26,12 +26,15 @@ from .errors import ProcessHandlerError, RuntimeClosed
 from .events import Event
 from .observe.span import current_span
 from .processes import WorkerProcesses
-from .threads import HandlerThread
+from .threads import HandlerThread, ThreadLane
 
 if TYPE_CHECKING:
-    from .handlers import Finished
+    from .handlers import Finished, Subscription
+    from .threads import ThreadCall
 
 __all__ = ["HandlerPool"]
+
+_get_running_loop = asyncio.events._get_running_loop  # a C function: no Python call per handler
 
 
 class HandlerPool:
@@ -57,6 +60,7 @@ class HandlerPool:
         self.max_threads = max_threads or max(32, max_concurrency or 0)
         self._max_processes = max_processes or os.cpu_count() or 1
         self._threads: ThreadPoolExecutor | None = None
+        self._lane: ThreadLane | None = None  # of the loop that last ran a thread handler
         self._closed = False
         self._processes: WorkerProcesses | None = None
 
@@ -92,14 +96,28 @@ class HandlerPool:
     # The executors ---------------------------------------------------------------------------
 
     def run_in_thread(
-        self, context: Context, fn: Callable[[Event], Any], event: Event, finished: Finished
+        self,
+        context: Context,
+        call: ThreadCall,
+        sub: Subscription,
+        event: Event,
+        execution: ExecutionContext,
+        finished: Finished,
     ) -> HandlerThread:
-        """Run *fn* on one of the pool's threads, in *context*; *finished* hears how it ends."""
+        """Run ``call(sub, event, execution)`` on one of the pool's threads, in *context*;
+        *finished* hears how it ends."""
+        lane = self._lane
+        if lane is None or lane.loop is not _get_running_loop():
+            lane = self._new_lane()
+        return lane.run(context, call, sub, event, execution, finished)
+
+    def _new_lane(self) -> ThreadLane:
         if self._closed:
             raise RuntimeClosed("cannot start a thread handler: the runtime is closed")
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self.max_threads, thread_name_prefix="cx-handler")
-        return HandlerThread(self._threads, context, fn, event, finished)
+        self._lane = ThreadLane(self._threads, self.max_threads)
+        return self._lane
 
     def run_in_process(
         self, fn: Callable[[Event], Any], name: str, event: Event, context: ExecutionContext
@@ -134,6 +152,9 @@ class HandlerPool:
         """Stop the executors and refuse new work; running thread work is left to finish on
         its own (a thread cannot be interrupted)."""
         self._closed = True
+        if self._lane is not None:
+            self._lane.close()
+            self._lane = None
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._threads = None

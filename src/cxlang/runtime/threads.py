@@ -1,102 +1,278 @@
-"""A plain ``def`` handler running on one of the pool's threads.
+"""Plain ``def`` handlers on the pool's threads, through one lane per event loop.
 
-A thread cannot be interrupted. So cancelling one (its timeout, fail-fast, its caller
+A thread cannot be interrupted. So cancelling a handler (its timeout, fail-fast, its caller
 cancelled, the runtime closed) does what can be done and says exactly that: a handler whose
 thread has not started yet is dropped and never runs; one that is running is told through
 its context (``current_context().cancelled``, :func:`~cxlang.runtime.context.check_cancelled`),
 is reported cancelled at once, and its result is dropped when it ends. Until then it still
 uses a thread and, in a parallel call, its concurrency slot: whoever holds the slot learns of
 the real end through :meth:`HandlerThread.when_ended`.
+
+Handing every handler to a thread of its own, and every end back to the loop on its own, costs
+a thread wake-up and a loop wake-up per handler. The :class:`ThreadLane` queues handlers
+instead: one worker thread (a *drainer*) runs them one after another, and hands their ends
+back in batches, one loop wake-up for all the ends that came in meanwhile. So that a slow
+handler never holds back the ones queued behind it for long, the loop checks the drainers
+every :data:`SPILL_AFTER` seconds while handlers wait: when every drainer has been on the same
+handler since the previous check, it starts one more drainer per waiting handler, up to the
+pool's thread limit. A waiting handler therefore starts within ``2 * SPILL_AFTER`` (plus the
+loop's own lateness) of the lane's last drainer getting stuck, unless ``max_threads`` handlers
+are running.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import sys
 import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from contextvars import Context
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .context import ExecutionContext
     from .events import Event
-    from .handlers import Finished
+    from .handlers import Finished, Subscription
 
-__all__ = ["HandlerThread"]
+ThreadCall = Callable[["Subscription", "Event", "ExecutionContext"], Any]
+"""What a drainer calls: a handler's function, with its execution context installed."""
 
+__all__ = ["SPILL_AFTER", "HandlerThread", "ThreadCall", "ThreadLane"]
+
+# Twice the interpreter's switch interval (5 ms by default): a drainer that only waits for the
+# GIL while the loop runs gets it within one interval, so it never looks stuck to a check.
+SPILL_AFTER = max(0.01, 2 * sys.getswitchinterval())
+"""Seconds between two checks of a lane's drainers while handlers wait in it."""
 
 class HandlerThread:
     """One run of a thread handler, from submission to the end of its thread.
 
     *finished* is told exactly once how the handler ended, or that it was cancelled.
+    ``started`` and ``ended`` are set by the thread, under the lane's lock.
     """
 
-    __slots__ = ("_after", "_finished", "_lock", "_loop", "_reported", "_work", "ended",
-                 "started")
+    __slots__ = ("_after", "_call", "_context", "_error", "_event", "_execution", "_finished",
+                 "_lane", "_reported", "_sub", "_value", "ended", "started")
 
     def __init__(
         self,
-        executor: Executor,
+        lane: ThreadLane,
         context: Context,
-        fn: Callable[[Event], Any],
+        call: ThreadCall,
+        sub: Subscription,
         event: Event,
+        execution: ExecutionContext,
         finished: Finished,
     ) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._lane = lane
+        self._context = context
+        self._call = call
+        self._sub = sub
+        self._event = event
+        self._execution = execution
         self._finished = finished
-        self._reported = False
+        self._reported = False  # finished was told: a handler not started yet never will be
         self._after: Callable[[], None] | None = None
-        self._lock = threading.Lock()  # started/ended against cancel, across threads
         self.started = False
         self.ended = False
-        self._work: Future[None] = executor.submit(context.run, self._run, fn, event)
+        # How its function ended, set by the thread before ``ended``.
+        self._value: Any = None
+        self._error: BaseException | None = None
 
     @property
     def running(self) -> bool:
         """Its function has started and not yet returned."""
         return self.started and not self.ended
 
-    def _run(self, fn: Callable[[Event], Any], event: Event) -> None:
-        """The thread's side: run the handler, hand its end to the loop."""
-        with self._lock:
-            if self._reported:
-                return  # cancelled while waiting for a thread: never runs
-            self.started = True
-        value: Any = None
-        error: BaseException | None = None
-        try:
-            value = fn(event)
-        except BaseException as exc:
-            error = exc
-        with self._lock:
-            self.ended = True
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
-            self._loop.call_soon_threadsafe(self._ended, value, error)
-
-    def _ended(self, value: Any, error: BaseException | None) -> None:
-        if not self._reported:
-            self._reported = True
-            self._finished(value, error)
-        elif self._after is not None:  # it had been cancelled: only its slot is waited for
-            after, self._after = self._after, None
-            after()
-
     def cancel(self) -> None:
         """Drop it if its thread has not started, else leave it to finish unheard; either way
         *finished* hears now that it was cancelled."""
         if self._reported:
             return
-        with self._lock:
+        with self._lane.lock:
             self._reported = True
-        self._work.cancel()
         self._finished(None, asyncio.CancelledError())
 
     def when_ended(self, callback: Callable[[], None]) -> None:
         """Call *callback* on the loop when a cancelled handler's thread really ends (at once
         if it already has)."""
-        with self._lock:
+        with self._lane.lock:
             if self.started and not self.ended:
                 self._after = callback
                 return
         callback()
+
+
+class _Drainer:
+    """One worker thread of a lane: the handler it runs now, and how many it has taken."""
+
+    __slots__ = ("job", "seen", "taken")
+
+    def __init__(self) -> None:
+        self.job: HandlerThread | None = None
+        self.taken = 0
+        self.seen = 0  # ``taken`` at the loop's previous check
+
+
+class ThreadLane:
+    """The thread handlers of one event loop: queued, run by drainers, ended in batches.
+
+    The loop's side (:meth:`run`, the spill check, the delivery of ends) and the drainers
+    share the queue, the ends and the drainers' list under :attr:`lock`.
+    """
+
+    def __init__(self, executor: Executor, max_threads: int) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.lock = threading.Lock()
+        self._executor = executor
+        self._max_threads = max_threads
+        self._arriving: list[HandlerThread] = []  # queued in this turn of the loop
+        self._hand_over_due = False
+        self._waiting: deque[HandlerThread] = deque()  # handed over to the drainers
+        self._drainers: list[_Drainer] = []
+        self._ends: list[HandlerThread] = []  # ended, not yet reported
+        self._delivery_due = False  # a delivery of the ends is scheduled on the loop
+        self._check: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def run(
+        self,
+        context: Context,
+        call: ThreadCall,
+        sub: Subscription,
+        event: Event,
+        execution: ExecutionContext,
+        finished: Finished,
+    ) -> HandlerThread:
+        """Queue ``call(sub, event, execution)``, to run in *context* on a drainer; *finished*
+        hears how it ends.
+
+        The handlers queued in one turn of the loop (a drain of the bus, a round of a parallel
+        call) reach the drainers together, at the end of that turn."""
+        job = HandlerThread(self, context, call, sub, event, execution, finished)
+        self._arriving.append(job)
+        if not self._hand_over_due:
+            self._hand_over_due = True
+            self.loop.call_soon(self._hand_over)
+        return job
+
+    def _hand_over(self) -> None:
+        """Queue what arrived in this turn of the loop; start a drainer if none runs."""
+        self._hand_over_due = False
+        arrived, self._arriving = self._arriving, []
+        start: _Drainer | None = None
+        with self.lock:
+            if self._closed:
+                return
+            self._waiting.extend(arrived)
+            if not self._drainers:
+                start = _Drainer()
+                self._drainers.append(start)
+        if start is not None:
+            self._executor.submit(self._drain, start)
+        if self._check is None:
+            self._check = self.loop.call_later(SPILL_AFTER, self._spill)
+
+    def close(self) -> None:
+        """Drop every handler that has not started (none of them is told: the runtime is
+        closing, having cancelled what it waits for); running ones finish on their own."""
+        self._drop_waiting()
+        self._arriving.clear()
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
+
+    # The drainers' side ----------------------------------------------------------------------
+
+    def _drain(self, drainer: _Drainer) -> None:
+        """Run queued handlers one after another until none is left (or the lane closes)."""
+        lock = self.lock
+        waiting = self._waiting
+        loop = self.loop
+        job: HandlerThread | None = None
+        while True:
+            deliver = False
+            with lock:
+                if job is not None:  # the one just run
+                    job.ended = True
+                    self._ends.append(job)  # not kept in a local: each delivery swaps it
+                    deliver = not self._delivery_due
+                    self._delivery_due = True
+                    job = None
+                if not self._closed:
+                    while waiting:
+                        job = waiting.popleft()
+                        if not job._reported:  # else: cancelled before it started
+                            break
+                        job = None
+                if job is None or loop.is_closed():
+                    job = None
+                    self._drainers.remove(drainer)
+                else:
+                    job.started = True
+                    drainer.taken += 1
+                drainer.job = job
+            if deliver:
+                try:
+                    loop.call_soon_threadsafe(self._deliver)
+                except RuntimeError:  # the loop is closed: nobody is left to tell
+                    self._drop_waiting()
+                    job = None
+            if job is None:
+                return
+            try:
+                job._value = job._context.run(job._call, job._sub, job._event, job._execution)
+            except BaseException as exc:
+                job._error = exc
+
+    def _drop_waiting(self) -> None:
+        with self.lock:
+            self._closed = True
+            self._waiting.clear()
+
+    # The loop's side -------------------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        """Report every end the drainers handed over since the last delivery."""
+        with self.lock:
+            ends, self._ends = self._ends, []
+            self._delivery_due = False
+        self._report(ends)
+
+    def _report(self, ends: list[HandlerThread]) -> None:
+        for i, job in enumerate(ends):
+            try:
+                if not job._reported:
+                    job._reported = True
+                    job._finished(job._value, job._error)
+                elif job._after is not None:  # it had been cancelled: its slot waits for this
+                    after, job._after = job._after, None
+                    after()
+            except BaseException:
+                # As if each end were a callback of its own: the loop reports (or raises)
+                # this one, and the rest are still reported.
+                self.loop.call_soon(self._report, ends[i + 1:])
+                raise
+
+    def _spill(self) -> None:
+        """While handlers wait: if every drainer is still on the handler it had at the last
+        check, start one more per waiting handler, up to the thread limit."""
+        starting: list[_Drainer] = []
+        with self.lock:
+            if not self._waiting or self._closed:
+                self._check = None
+                return
+            stuck = True
+            for drainer in self._drainers:
+                if drainer.job is None or drainer.taken != drainer.seen:
+                    stuck = False
+                drainer.seen = drainer.taken
+            if stuck:
+                room = self._max_threads - len(self._drainers)
+                starting = [_Drainer() for _ in range(min(room, len(self._waiting)))]
+                self._drainers.extend(starting)
+        for drainer in starting:
+            self._executor.submit(self._drain, drainer)
+        self._check = self.loop.call_later(SPILL_AFTER, self._spill)
