@@ -447,7 +447,8 @@ class EventBus:
             self.report_failure(handler.event, handler._sub, error)
         if handler._running:  # it ended after the drain that started it
             del self._running[handler]
-            self._check_idle()
+            if self._idle_waiters:  # tested here: this runs once per handler of a thread
+                self._check_idle()
 
 
 def _bound(name: str, value: int | None) -> int:
