@@ -235,7 +235,7 @@ def _call(fn: Handler, event: Event, context: ExecutionContext) -> Any:
 
 
 def _call_in_thread(sub: Subscription, event: Event, context: ExecutionContext) -> Any:
-    _set_context(context)  # here, in the thread, not on the loop
+    _set_context(context)  # in the thread: the loop, which queues every handler, does less
     value = sub.callback(event)
     if type(value) is _CoroutineType:
         _refuse_coroutine(sub, value)

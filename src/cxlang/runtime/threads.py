@@ -8,16 +8,19 @@ is reported cancelled at once, and its result is dropped when it ends. Until the
 uses a thread and, in a parallel call, its concurrency slot: whoever holds the slot learns of
 the real end through :meth:`HandlerThread.when_ended`.
 
-Handing every handler to a thread of its own, and every end back to the loop on its own, costs
-a thread wake-up and a loop wake-up per handler. The :class:`ThreadLane` queues handlers
-instead: one worker thread (a *drainer*) runs them one after another, and hands their ends
-back in batches, one loop wake-up for all the ends that came in meanwhile. So that a slow
-handler never holds back the ones queued behind it for long, the loop checks the drainers
-every :data:`SPILL_AFTER` seconds while handlers wait: when every drainer has been on the same
-handler since the previous check, it starts one more drainer per waiting handler, up to the
-pool's thread limit. A waiting handler therefore starts within ``2 * SPILL_AFTER`` (plus the
-loop's own lateness) of the lane's last drainer getting stuck, unless ``max_threads`` handlers
-are running.
+Handing every handler to a thread job of its own, and every end back to the loop on its own,
+costs a thread wake-up and a loop wake-up per handler. A :class:`ThreadLane` queues them
+instead: the handlers started in one turn of the loop reach a worker thread (a *drainer*)
+together, it runs them one after another, and it hands their ends back in batches: one loop
+wake-up for every end that came in since the previous one was delivered.
+
+So that a slow handler never holds back the ones queued behind it for long, the loop checks
+the drainers every :data:`SPILL_AFTER` seconds while handlers wait: when every drainer is
+still on the handler it had at the previous check, it starts one more drainer per waiting
+handler, up to the pool's thread limit. Hence the bound: as long as fewer than
+``max_threads`` drainers run, the lane never goes ``2 * SPILL_AFTER`` (plus the loop's
+lateness in running a timer) without starting a waiting handler. A handler's wait is the time
+the quick handlers queued before it take, plus at most that much behind slow ones.
 """
 
 from __future__ import annotations
@@ -46,11 +49,13 @@ __all__ = ["SPILL_AFTER", "HandlerThread", "ThreadCall", "ThreadLane"]
 SPILL_AFTER = max(0.01, 2 * sys.getswitchinterval())
 """Seconds between two checks of a lane's drainers while handlers wait in it."""
 
+
 class HandlerThread:
     """One run of a thread handler, from submission to the end of its thread.
 
     *finished* is told exactly once how the handler ended, or that it was cancelled.
-    ``started`` and ``ended`` are set by the thread, under the lane's lock.
+    ``started`` and ``ended`` are set by its drainer, under the lane's lock, so that a cancel
+    and the start of the handler never cross.
     """
 
     __slots__ = ("_after", "_call", "_context", "_error", "_event", "_execution", "_finished",
@@ -178,7 +183,7 @@ class ThreadLane:
     def close(self) -> None:
         """Drop every handler that has not started (none of them is told: the runtime is
         closing, having cancelled what it waits for); running ones finish on their own."""
-        self._drop_waiting()
+        self._stop_taking()
         self._arriving.clear()
         if self._check is not None:
             self._check.cancel()
@@ -218,7 +223,7 @@ class ThreadLane:
                 try:
                     loop.call_soon_threadsafe(self._deliver)
                 except RuntimeError:  # the loop is closed: nobody is left to tell
-                    self._drop_waiting()
+                    self._stop_taking()
                     job = None
             if job is None:
                 return
@@ -227,7 +232,8 @@ class ThreadLane:
             except BaseException as exc:
                 job._error = exc
 
-    def _drop_waiting(self) -> None:
+    def _stop_taking(self) -> None:
+        """Drop the handlers not started yet, and let no drainer take another."""
         with self.lock:
             self._closed = True
             self._waiting.clear()
@@ -242,6 +248,8 @@ class ThreadLane:
         self._report(ends)
 
     def _report(self, ends: list[HandlerThread]) -> None:
+        """Tell each handler's *finished* how it ended; for one already reported cancelled,
+        tell whoever waits for its real end (:meth:`HandlerThread.when_ended`)."""
         for i, job in enumerate(ends):
             try:
                 if not job._reported:
