@@ -5,8 +5,10 @@ a call that finds the budget spent registers a waiter, so the common path takes 
 no future and never yields to the loop. Slots are handed to waiters in FIFO order.
 
 Plain functions run on the pool's threads (the caller's contextvars copied in, so a branch sees
-its context), functions marked ``cpu_bound`` on its worker processes (the context pickled along;
-:mod:`.processes`), where cancelling one terminates its worker and starts another.
+its context), queued through one :class:`~.threads.ThreadLane` per event loop, which runs them
+in batches on as few threads as keep every one of them moving. Functions marked ``cpu_bound``
+run on its worker processes (the context pickled along; :mod:`.processes`), where cancelling
+one terminates its worker and starts another.
 """
 
 from __future__ import annotations
