@@ -15,12 +15,19 @@ together, it runs them one after another, and it hands their ends back in batche
 wake-up for every end that came in since the previous one was delivered.
 
 So that a slow handler never holds back the ones queued behind it for long, the loop checks
-the drainers every :data:`SPILL_AFTER` seconds while handlers wait: when every drainer is
-still on the handler it had at the previous check, it starts one more drainer per waiting
-handler, up to the pool's thread limit. Hence the bound: as long as fewer than
-``max_threads`` drainers run, the lane never goes ``2 * SPILL_AFTER`` (plus the loop's
-lateness in running a timer) without starting a waiting handler. A handler's wait is the time
-the quick handlers queued before it take, plus at most that much behind slow ones.
+the lane every :data:`SPILL_AFTER` seconds while handlers wait in it, and starts a drainer per
+waiting handler, up to the pool's thread limit, when
+
+* every drainer is still on the handler it had at the previous check (slow handlers, whatever
+  they do), or
+* the process spent less than a quarter of the interval on a CPU: the drainers wait (on I/O,
+  a sleep, a lock), and more threads help. A busy process would only pass the GIL around more
+  threads, so handlers that compute stay on as few drainers as keep them moving.
+
+Hence the bound: while fewer than ``max_threads`` drainers run, the lane never goes
+``2 * SPILL_AFTER`` without starting a waiting handler, nor about ``SPILL_AFTER`` behind
+handlers that wait on I/O (plus, either way, the loop's lateness in running a timer). A
+handler's wait is that, plus the time the quick handlers queued before it take.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -140,6 +148,7 @@ class ThreadLane:
         self._ends: list[HandlerThread] = []  # ended, not yet reported
         self._delivery_due = False  # a delivery of the ends is scheduled on the loop
         self._check: asyncio.TimerHandle | None = None
+        self._checked_at = self._cpu_at = 0.0  # the clocks at the previous check
         self._closed = False
 
     def run(
@@ -178,6 +187,7 @@ class ThreadLane:
         if start is not None:
             self._executor.submit(self._drain, start)
         if self._check is None:
+            self._checked_at, self._cpu_at = time.monotonic(), time.process_time()
             self._check = self.loop.call_later(SPILL_AFTER, self._spill)
 
     def close(self) -> None:
@@ -265,19 +275,23 @@ class ThreadLane:
                 raise
 
     def _spill(self) -> None:
-        """While handlers wait: if every drainer is still on the handler it had at the last
-        check, start one more per waiting handler, up to the thread limit."""
+        """While handlers wait: if every drainer is stuck on one handler, or the drainers
+        leave the process mostly idle, start a drainer per waiting handler, up to the thread
+        limit (see the module's doc)."""
+        now, cpu = time.monotonic(), time.process_time()
+        idle = cpu - self._cpu_at < (now - self._checked_at) / 4
+        self._checked_at, self._cpu_at = now, cpu
         starting: list[_Drainer] = []
         with self.lock:
             if not self._waiting or self._closed:
                 self._check = None
                 return
-            stuck = True
+            stuck = True  # every drainer is still on the handler it had at the last check
             for drainer in self._drainers:
                 if drainer.job is None or drainer.taken != drainer.seen:
                     stuck = False
                 drainer.seen = drainer.taken
-            if stuck:
+            if stuck or idle:
                 room = self._max_threads - len(self._drainers)
                 starting = [_Drainer() for _ in range(min(room, len(self._waiting)))]
                 self._drainers.extend(starting)
