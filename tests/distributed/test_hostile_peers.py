@@ -23,7 +23,7 @@ from nats.aio.msg import Msg
 
 import cxlang
 from cxlang.runtime.coordinator import BranchFailed
-from cxlang.runtime.distributed.codec import MAX_NESTING, decode_reply
+from cxlang.runtime.distributed.codec import MAX_BATCH, MAX_NESTING, decode_reply
 from cxlang.runtime.distributed.drops import INTERVAL, DroppedEvents
 from cxlang.runtime.distributed.transport import NatsTransport
 
@@ -329,3 +329,74 @@ async def test_a_python_workers_error_reaches_a_cx_program_in_cx_words(
             assert await asyncio.to_thread(run.wait_exit) == 0, run.lines("err")
     assert run.lines() == ["error: the stock ran out"]
     assert run.lines("err") == []
+
+
+def batched(n: object, **fields: object) -> bytes:
+    entry = {"id": f"b-{n}", "time": 1.5, "depth": 0, "parent": None, "payload": {"n": n}}
+    return json.dumps({**entry, **fields}).encode()
+
+
+@pytest.mark.parametrize(("poison", "why"), [
+    (b'{"id": "x", "time": 1, "depth": 0, "parent": null, "payload": ' + nested(MAX_NESTING + 5)
+     + b"}", f"JSON nested more than {MAX_NESTING} levels deep"),
+    (b"[" * 100_000, "malformed"),
+    (b"\xff\xfe", "malformed"),
+    (batched("p", depth=-1), "not a count of hops"),
+    (batched("p", depth=True), "not a count of hops"),
+    (batched("p", time="soon"), "not a time"),
+    (batched("p", payload=[1]), "not a JSON object"),
+    (batched("p", id=7), "not a string"),
+    (batched("p", extra=1), "not {id, time, depth, parent, payload}"),
+], ids=["deep payload", "100k deep", "not utf-8", "negative depth", "depth a boolean",
+        "time no number", "payload no object", "id no string", "another key"])
+async def test_a_poison_event_in_a_batch_is_dropped_alone(
+    nats_server: NatsServer, peer: Client, caplog: pytest.LogCaptureFixture,
+    poison: bytes, why: str,
+) -> None:
+    seen: list[object] = []
+    with caplog.at_level(logging.ERROR, logger="cxlang.distributed"):
+        async with cxlang.Runtime(bus=nats_server.url) as rt:
+            rt.on("job.run", lambda e: seen.append(e.payload["n"]), inline=True)
+            await rt.connect()
+            await asyncio.sleep(0.1)
+            body = b"\n".join([batched(1), batched(2), poison, batched(3)])
+            await peer.publish("job.run", body, headers={"Cx-Batch": "4"})
+            await until(lambda: 3 in seen)
+    assert seen == [1, 2, 3]
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("event job.run from another process dropped: malformed: ")
+    assert why in line
+    assert "Traceback" not in caplog.text
+
+
+async def test_a_batch_of_more_lines_than_any_sender_makes_is_refused_whole(
+    nats_server: NatsServer, peer: Client, caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[object] = []
+    with caplog.at_level(logging.ERROR, logger="cxlang.distributed"):
+        async with cxlang.Runtime(bus=nats_server.url) as rt:
+            rt.on("job.run", lambda e: seen.append(e.payload["n"]), inline=True)
+            await rt.connect()
+            await asyncio.sleep(0.1)
+            await peer.publish("job.run", b"\n".join([batched(0)] * (MAX_BATCH + 1)),
+                               headers={"Cx-Batch": "many"})
+            await peer.publish("job.run", b'{"n": 1}')
+            await until(lambda: 1 in seen)
+    assert seen == [1]
+    assert f"malformed: a batch of more than {MAX_BATCH:,} events" in caplog.text
+
+
+async def test_an_event_repeated_within_a_batch_or_across_is_handled_once(
+    nats_server: NatsServer, peer: Client,
+) -> None:
+    seen: list[object] = []
+    async with cxlang.Runtime(bus=nats_server.url) as rt:
+        rt.on("job.run", lambda e: seen.append(e.payload["n"]), inline=True)
+        await rt.connect()
+        await asyncio.sleep(0.1)
+        await peer.publish("job.run", b"\n".join([batched(1), batched(1), batched(2)]),
+                           headers={"Cx-Batch": "3"})
+        await peer.publish("job.run", b"{}", headers={"Cx-Id": "b-2", "Cx-Time": "1"})
+        await peer.publish("job.run", batched(3), headers={"Cx-Batch": "1"})
+        await until(lambda: 3 in seen)
+    assert seen == [1, 2, 3]

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
 
 import cxlang
 
@@ -94,3 +97,55 @@ def test_cx_run_says_clearly_when_the_server_is_unreachable() -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert "cannot reach the NATS server" in done.stderr and "Traceback" not in done.stderr
+
+
+async def test_events_emitted_in_a_burst_go_in_batches_and_keep_their_order(
+    nats_server: NatsServer,
+) -> None:
+    seen: list[tuple[int, str, str | None, int]] = []
+    messages: list[int] = []  # how many events each message on the subject carried
+    async with cxlang.Runtime(bus=nats_server.url) as there, \
+            cxlang.Runtime(bus=nats_server.url) as here:
+        there.on("job.run", lambda e: seen.append((e.payload["n"], e.id, e.parent_id, e.depth)),
+                 inline=True)
+        listener = await nats.connect(nats_server.url)  # beside the group, sees every message
+        await listener.subscribe("job.run", cb=_count_events(messages))
+        await listener.flush()
+        await asyncio.sleep(0.1)  # the subscription reaches the server
+        emitted = [here.emit("job.run", {"n": n}) for n in range(1000)]
+        await until(lambda: len(seen) == 1000)
+        here.emit("job.run", {"n": 1000})  # alone: the plain form
+        await until(lambda: len(seen) == 1001)
+        await until(lambda: sum(messages) == 1001)
+        await listener.close()
+    assert seen[:1000] == [(n, e.id, None, 0) for n, e in enumerate(emitted)]
+    assert sum(messages) == 1001 and messages[-1] == 1
+    assert 1 < len(messages) <= 1000 // 2, "a burst goes in batches, in more than one message"
+    assert max(messages) <= 100
+
+
+def _count_events(messages: list[int]) -> Callable[[Any], Awaitable[None]]:
+    async def count(msg: Any) -> None:
+        messages.append(int((msg.headers or {}).get("Cx-Batch", "1")))
+    return count
+
+
+async def test_a_batch_carries_the_causal_parent_and_depth_of_each_event(
+    nats_server: NatsServer,
+) -> None:
+    seen: list[tuple[str | None, int, float]] = []
+    async with cxlang.Runtime(bus=nats_server.url) as there, \
+            cxlang.Runtime(bus=nats_server.url) as here:
+        there.on("job.step", lambda e: seen.append((e.parent_id, e.depth, e.timestamp)),
+                 inline=True)
+        await asyncio.sleep(0.1)
+
+        def fan(event: cxlang.Event) -> None:
+            for _ in range(5):
+                here.emit("job.step", {})
+
+        here.on("job.start", fan, inline=True)
+        start = here.emit("job.start", {})
+        await until(lambda: len(seen) == 5)
+    assert {(parent, depth) for parent, depth, _ in seen} == {(start.id, 1)}
+    assert all(isinstance(when, float) and when >= start.timestamp for _, _, when in seen)

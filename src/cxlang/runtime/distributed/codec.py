@@ -15,6 +15,13 @@ What arrives is bounded before it is believed: any peer on the bus can send anyt
 message must never stop a process. JSON nested deeper than :data:`MAX_NESTING`, headers that
 are not what cxlang writes (a negative or enormous depth, a time that is no number) and
 replies of another shape are refused as malformed (``ValueError``), never a traceback.
+
+**Batches of events.** Events of one name emitted faster than they are sent travel together:
+one message on the event's subject, with ``Cx-Batch`` (how many events) and ``Cx-Origin``
+headers, whose body is one line per event, in emit order, each a JSON object
+``{"id", "time", "depth", "parent", "payload"}`` (the headers above, and the payload). Each
+line is checked on its own, so a malformed one drops its event alone. A lone event always
+travels in the plain form above, so a slow stream of events reads the same in any language.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..context import ExecutionContext
@@ -34,13 +41,17 @@ from .errors import NotPortable
 from .subjects import is_event_subject, is_local, presence_subject
 
 __all__ = [
+    "BATCH",
+    "MAX_BATCH",
     "MEMBER",
     "Call",
     "call_headers",
     "decode_announcement",
+    "decode_batch",
     "decode_call",
     "decode_event",
     "decode_reply",
+    "encode_batch",
     "encode_failure",
     "encode_payload",
     "encode_value",
@@ -58,23 +69,21 @@ PARAMETER = "Cx-Parameter"
 HANDLER = "Cx-Handler"
 MEMBER = "Cx-Member"
 MSG_ID = "Nats-Msg-Id"  # JetStream drops a re-sent event with the same id
+BATCH = "Cx-Batch"
 
 MAX_NESTING = 100  # levels of objects and arrays in a payload or value from another process
 MAX_DEPTH = 1_000_000_000  # causal hops a header may claim (the run's own limit comes after)
 _FAILURE_KINDS = frozenset({"error", "timeout", "no_handler", "cancelled"})
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_string = json.encoder.encode_basestring  # a str as JSON, as _dumps writes it
 
 
 def _loads(data: bytes) -> Any:
     """JSON from another process, no deeper than :data:`MAX_NESTING`."""
-    try:
-        value = json.loads(data)
-    except RecursionError:  # deeper than the parser's own stack allows
-        raise ValueError(f"JSON nested more than {MAX_NESTING} levels deep") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 ({exc.reason})") from None
-    _check_nesting(value)
+    value = _parse(data)
+    if data.count(b"{") + data.count(b"[") > MAX_NESTING:  # else it cannot nest deeper
+        _check_nesting(value)
     return value
 
 
@@ -143,6 +152,78 @@ def decode_event(name: str, headers: Mapping[str, str] | None, data: bytes) -> E
     return Event(name, payload, id=headers[ID], parent_id=headers.get(PARENT),
                  depth=_header_depth(headers.get(DEPTH, "0")),
                  timestamp=_header_time(headers[TIME]))
+
+
+MAX_BATCH = 1000  # events one batch may carry (a sender makes them far smaller)
+
+
+def encode_batch(run: Sequence[tuple[bytes, Event]], origin: str) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one message carrying several events of one name, given each
+    event and its payload as :func:`encode_payload` made it."""
+    lines = [_LINE % (_string(event.id).encode(), repr(event.timestamp).encode(), event.depth,
+                      b"null" if event.parent_id is None else _string(event.parent_id).encode(),
+                      body)
+             for body, event in run]
+    return b"\n".join(lines), {BATCH: str(len(lines)), ORIGIN: origin}
+
+
+_LINE = b'{"id":%b,"time":%b,"depth":%d,"parent":%b,"payload":%b}'
+
+
+def decode_batch(name: str, data: bytes) -> Iterator[Event | ValueError]:
+    """The events of a batch, in order; a malformed line gives its ``ValueError`` in its
+    event's place (the others are still good). Raises ``ValueError`` for a body of more than
+    :data:`MAX_BATCH` lines, refused whole."""
+    lines = data.split(b"\n", MAX_BATCH)
+    if len(lines) > MAX_BATCH:
+        raise ValueError(f"a batch of more than {MAX_BATCH:,} events")
+    entries = _all_entries(data, len(lines))
+    for i, line in enumerate(lines):
+        try:
+            entry = _parse(line) if entries is None else entries[i]
+            if line.count(b"{") + line.count(b"[") > MAX_NESTING and isinstance(entry, dict):
+                _check_nesting(entry.get("payload"))  # else it cannot nest too deep
+            yield _batched_event(name, entry)
+        except ValueError as exc:
+            yield exc
+
+
+def _all_entries(data: bytes, count: int) -> list[Any] | None:
+    """Every line of a well-formed batch, parsed in one go (the common case, and the cheap
+    one); ``None`` when the lines must be parsed one by one to find the bad ones."""
+    try:
+        entries = json.loads(b"[" + data.replace(b"\n", b",") + b"]")
+    except (ValueError, RecursionError):
+        return None
+    return entries if isinstance(entries, list) and len(entries) == count else None
+
+
+def _parse(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:  # deeper than the parser's own stack allows
+        raise ValueError(f"JSON nested more than {MAX_NESTING} levels deep") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 ({exc.reason})") from None
+
+
+def _batched_event(name: str, entry: Any) -> Event:
+    if not (isinstance(entry, dict) and entry.keys() == _ENTRY_KEYS):
+        raise ValueError("a batched event that is not {id, time, depth, parent, payload}")
+    ident, when, depth, parent, payload = (entry["id"], entry["time"], entry["depth"],
+                                           entry["parent"], entry["payload"])
+    if not isinstance(payload, dict):
+        raise ValueError(f"the payload of {name!r} is not a JSON object")
+    if not (isinstance(ident, str) and (parent is None or isinstance(parent, str))):
+        raise ValueError("a batched event whose id or parent is not a string")
+    if type(depth) is not int or not 0 <= depth <= MAX_DEPTH:
+        raise ValueError(f"a depth of {str(depth)[:20]!r}: not a count of hops")
+    if type(when) not in (int, float) or not math.isfinite(when):
+        raise ValueError(f"a time of {str(when)[:20]!r}: not a time")
+    return Event(name, payload, id=ident, parent_id=parent, depth=depth, timestamp=when)
+
+
+_ENTRY_KEYS = frozenset(("id", "time", "depth", "parent", "payload"))
 
 
 MAX_PATTERNS = 10_000  # patterns one announcement may claim

@@ -12,23 +12,34 @@ dropped is lost. So with a *confirm* step (a ping the server answers) the outbox
 sent until a confirmation after it: if that fails, the unconfirmed messages go back to the
 front of the line and are sent again after the reconnect. A message may then arrive twice;
 receivers drop repeated event ids (:class:`.transport.NatsTransport`).
+
+What is queued goes out in one go, not a message and a wait at a time: the task takes every
+run of events of one name (up to :data:`BATCH_EVENTS` events and :data:`BATCH_BYTES` bytes)
+and hands it to *send* whole, to go out as one message, and asks for one confirmation once
+the queue is empty (or every :data:`CONFIRM_EVERY` events). Events emitted one by one, slower
+than they are sent, still go one per message. The runs stay short so that the members of a
+group still share a burst of events (each message reaches one of them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 from ..errors import QueueFull
+from ..events import Event
 
 __all__ = ["Item", "Outbox"]
 
-Item = tuple[str, bytes, dict[str, str]]  # subject, body, headers
+Item = tuple[str, bytes, Event]  # subject, payload as JSON, the event
 RETRY_AFTER = 0.2  # seconds between tries of a send that failed
-CONFIRM_EVERY = 1000  # messages sent at most between two confirmations
+CONFIRM_EVERY = 5000  # events sent at most between two confirmations
+BATCH_EVENTS = 100  # events one message carries at most
+BATCH_BYTES = 64 * 1024  # payload bytes above which a run goes on in the next message
 
 logger = logging.getLogger("cxlang.distributed")
 
@@ -38,12 +49,16 @@ class Outbox:
 
     def __init__(
         self,
-        send: Callable[[Item], Awaitable[None]],
+        send: Callable[[list[Item]], Awaitable[None]],
         retryable: Callable[[Exception], bool],
         limit: int,
         confirm: Callable[[], Awaitable[None]] | None = None,
+        *,
+        batch: int = BATCH_EVENTS,
     ) -> None:
         self._send = send
+        self._batch = batch
+        self._alone = 0  # events to send one per message (a run of them was refused)
         self._retryable = retryable
         self._confirm = confirm
         self.limit = limit
@@ -109,20 +124,42 @@ class Outbox:
                 self._wakeup = asyncio.get_running_loop().create_future()
                 await self._wakeup
                 continue
+            run = self._run()
             try:
-                await self._send(items[0])
+                await self._send(run)
             except Exception as exc:
                 if self._retryable(exc):
                     await asyncio.sleep(RETRY_AFTER)
                     continue
-                logger.error("event %s could not be sent and was dropped: %r", items[0][0], exc)
+                if len(run) > 1:
+                    self._alone = len(run)  # which of them does the server refuse? Each says.
+                    continue
+                logger.error("event %s could not be sent and was dropped: %r", run[0][0], exc)
                 items.popleft()
                 continue
-            item = items.popleft()
+            for _ in run:
+                items.popleft()
             if self._confirm is not None:
-                sent.append(item)
+                sent.extend(run)
                 if not items or len(sent) >= CONFIRM_EVERY:
                     await self._confirm_sent()
+
+    def _run(self) -> list[Item]:
+        """The events at the front of the queue that go out in one message: one name, up to
+        the batch's bounds; the first alone while the events of a refused run are tried."""
+        items = self._items
+        first = items[0]
+        run = [first]
+        if self._alone:
+            self._alone -= 1
+            return run
+        subject, size = first[0], len(first[1])
+        for item in itertools.islice(items, 1, self._batch):
+            size += len(item[1])
+            if item[0] != subject or size > BATCH_BYTES:
+                break
+            run.append(item)
+        return run
 
     async def _confirm_sent(self) -> None:
         assert self._confirm is not None

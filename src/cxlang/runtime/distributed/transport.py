@@ -37,9 +37,12 @@ from nats.aio.subscription import Subscription as NatsSubscription
 from ..errors import QueueFull, RuntimeClosed
 from ..events import Event, new_origin
 from .codec import (
+    BATCH,
     ID,
     decode_announcement,
+    decode_batch,
     decode_event,
+    encode_batch,
     encode_payload,
     event_headers,
     origin_of,
@@ -119,7 +122,8 @@ class NatsTransport:
         self.server = CallServer(bus, calls_of(self.group, self.origin), self.origin,
                                  handler_timeout)
         if durable:
-            self.outbox = Outbox(self._send_durable, _retryable, bus.max_queue)
+            # One JetStream message per event: the stream drops a re-sent one by its id.
+            self.outbox = Outbox(self._send_durable, _retryable, bus.max_queue, batch=1)
         else:
             self.outbox = Outbox(self._send, _retryable, bus.max_queue, self._confirm)
         self._recent = RecentIds()
@@ -149,7 +153,7 @@ class NatsTransport:
                 f"event {name!r} cannot cross to other processes: a NATS subject is dotted "
                 "words without blanks, '*' or '>', and not starting with '_' or '$'")
         subject = DURABLE + name if self.durable else name
-        item = (subject, encode_payload(event), event_headers(event, self.origin))
+        item = (subject, encode_payload(event), event)
         loop = self._loop
         if _get_running_loop() is None and loop is not None and loop.is_running():
             loop.call_soon_threadsafe(self._put, item)  # emitted from a handler's thread
@@ -291,41 +295,60 @@ class NatsTransport:
     # Receiving -------------------------------------------------------------------------------
 
     async def deliver(self, msg: Msg) -> None:
-        """An event from another process: dispatched here like one emitted here."""
+        """An event from another process, or a batch of them: dispatched here like one emitted
+        here."""
         name = msg.subject
         if not is_event_subject(name) or is_local(name):
             # A reply or cxlang's own traffic that a broad pattern also matches; or a
             # system.* event, which belongs to the process that emitted it (no peer shuts
             # this one down or writes to its console).
             return
-        if msg.headers and not self._recent.first_time(msg.headers.get(ID)):
+        headers = msg.headers
+        if headers is not None and BATCH in headers:
+            self._deliver_batch(name, msg.data)
+            return
+        if headers and not self._recent.first_time(headers.get(ID)):
             return  # sent again after a reconnect, but it had arrived
-        event = self._accepted(name, msg)
-        if event is None:
+        try:
+            event = decode_event(name, headers, msg.data)
+        except ValueError as exc:
+            self.drops.dropped(f"event {name}", f"malformed: {exc}")
+            return
+        self._dispatch(event)
+
+    def _deliver_batch(self, name: str, data: bytes) -> None:
+        """Each event of a batch on its own: a malformed or repeated one is dropped alone."""
+        first_time = self._recent.first_time
+        try:
+            for event in decode_batch(name, data):
+                if isinstance(event, ValueError):
+                    self.drops.dropped(f"event {name}", f"malformed: {event}")
+                elif first_time(event.id):
+                    self._dispatch(event)
+        except ValueError as exc:
+            self.drops.dropped(f"events {name}", f"malformed: {exc}")
+
+    def _dispatch(self, event: Event) -> None:
+        """Queue *event* here, unless it is too deep or the queue is full (the drop told)."""
+        if self._too_deep(event):
             return
         try:
             self.bus.enqueue(event)
         except RuntimeClosed:
             pass
         except QueueFull:
-            self.drops.dropped(f"event {name}", f"the event queue is full "
-                                                f"({self.bus.max_queue:,} events waiting)")
+            self.drops.dropped(f"event {event.name}", f"the event queue is full "
+                                                      f"({self.bus.max_queue:,} events waiting)")
 
-    def _accepted(self, name: str, msg: Msg) -> Event | None:
-        """The event *msg* carries, or ``None`` (and the drop told) when this process does not
-        take it: malformed, or deeper than its own --max-depth. A peer's message may stop what
-        it leads to, never the process."""
-        try:
-            event = decode_event(name, msg.headers, msg.data)
-        except ValueError as exc:
-            self.drops.dropped(f"event {name}", f"malformed: {exc}")
-            return None
-        if event.depth >= self.bus.max_depth:
-            self.drops.dropped(f"event {name}", f"it arrived {event.depth:,} causal hops deep, "
-                                                f"at or past this process's limit of "
-                                                f"{self.bus.max_depth:,}")
-            return None
-        return event
+    def _too_deep(self, event: Event) -> bool:
+        """Whether *event* arrived at or past this process's own --max-depth (the drop told):
+        a peer's message may stop what it leads to, never the process."""
+        if event.depth < self.bus.max_depth:
+            return False
+        self.drops.dropped(f"event {event.name}", f"it arrived {event.depth:,} causal hops deep, "
+                                                  f"at or past this process's limit of "
+                                                  f"{self.bus.max_depth:,}")
+        return True
 
     async def _on_durable(self, msg: Msg) -> None:
         """A durable event, dispatched to this process's handlers and waited for; a
@@ -334,8 +357,12 @@ class NatsTransport:
         if is_local(name) or origin_of(msg.headers) == self.origin \
                 or not self.bus.handlers_for(name):
             return  # its emitter ran its handlers here already; or nothing here handles it
-        event = self._accepted(name, msg)
-        if event is not None:
+        try:
+            event = decode_event(name, msg.headers, msg.data)
+        except ValueError as exc:
+            self.drops.dropped(f"event {name}", f"malformed: {exc}")
+            return
+        if not self._too_deep(event):
             await self.coordinator.emit_parallel([event], publish=False)
 
     # The directory ---------------------------------------------------------------------------
@@ -428,13 +455,17 @@ class NatsTransport:
         except QueueFull as exc:
             logger.error("%s", exc)
 
-    async def _send(self, item: Item) -> None:
+    async def _send(self, run: list[Item]) -> None:
         client = self.client
         if client is None or not client.is_connected:
             # Kept here rather than in the client's buffer, which a dropped socket can lose.
             raise nats.errors.ConnectionReconnectingError
-        subject, body, headers = item
-        await client.publish(subject, body, headers=headers)
+        subject, body, event = run[0]
+        if len(run) == 1:
+            await client.publish(subject, body, headers=event_headers(event, self.origin))
+        else:
+            body, headers = encode_batch([(body, event) for _, body, event in run], self.origin)
+            await client.publish(subject, body, headers=headers)
 
     async def _confirm(self) -> None:
         client = self.client
@@ -442,12 +473,13 @@ class NatsTransport:
             raise nats.errors.ConnectionReconnectingError
         await client.flush(timeout=CONFIRM_TIMEOUT)
 
-    async def _send_durable(self, item: Item) -> None:
+    async def _send_durable(self, run: list[Item]) -> None:
         client = self.client
         if client is None:
             raise nats.errors.ConnectionClosedError
-        subject, body, headers = item
-        await client.jetstream().publish(subject, body, headers=headers, timeout=2.0)
+        [(subject, body, event)] = run
+        await client.jetstream().publish(subject, body, headers=event_headers(event, self.origin),
+                                         timeout=2.0)
 
 
 _START_ONE = ("Start a server (nats-server -a 127.0.0.1 -p 4222 -js) or give the address of a "
