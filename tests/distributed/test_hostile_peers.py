@@ -22,8 +22,14 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 import cxlang
-from cxlang.runtime.coordinator import BranchFailed
-from cxlang.runtime.distributed.codec import MAX_BATCH, MAX_NESTING, decode_reply
+from cxlang.runtime.context import ExecutionContext
+from cxlang.runtime.distributed.codec import (
+    MAX_BATCH,
+    MAX_NESTING,
+    Result,
+    decode_reply,
+    encode_call,
+)
 from cxlang.runtime.distributed.drops import INTERVAL, DroppedEvents
 from cxlang.runtime.distributed.transport import NatsTransport
 
@@ -62,12 +68,17 @@ async def test_no_peer_shuts_a_process_down_or_writes_to_its_console(
         await peer.publish("system.shutdown", b"{}")
         await peer.publish("system.console.write", b'{"text": "pwned"}')
         member = rt.bus.transport.origin  # type: ignore[union-attr]
-        for name in ("system.shutdown", "system.console.write"):
-            reply = await peer.request(f"_CX.call.workers.{member}.{name}", b"{}", timeout=5,
-                                       headers={"Cx-Id": "x", "Cx-Time": "1", "Cx-Handler": "0"})
-            with pytest.raises(BranchFailed, match="a system event: its handlers serve their "
-                                                   "own process only"):
-                decode_reply(reply.data)
+        calls = [encode_call(event, b"{}", ExecutionContext(None, None, None, event), 0, {})
+                 for event in (cxlang.Event("system.shutdown"),
+                               cxlang.Event("system.console.write"))]
+        reply = await peer.request(f"_CX.call.workers.{member}", b"\n".join(calls), timeout=5)
+        results = decode_reply(reply.data)
+        assert [r.unit for r in results if isinstance(r, Result)] == [0, 1]
+        for result in results:
+            assert isinstance(result, Result) and result.failure is not None
+            assert result.failure.kind == "no_handler"
+            assert "a system event: its handlers serve their own process only" in \
+                result.failure.message
         await peer.publish("app.ping", b"{}")
         await until(lambda: "app.ping" in seen)
     assert seen == ["app.ping"]
@@ -167,14 +178,32 @@ def test_the_drop_log_says_a_count_per_reason_at_most_every_interval() -> None:
     assert counts == [20, 20, 20, 20, 19]
 
 
-async def test_a_forged_reply_fails_its_branch_and_says_so() -> None:
-    for body in (b"[]", b'{"value": 1, "x": 2}', b'{"failure": {"type": "boom"}}',
-                 nested(MAX_NESTING + 5), b"\xff"):
-        with pytest.raises(BranchFailed) as caught:
-            decode_reply(body)
-        assert caught.value.failure.kind == "error"
-        assert "malformed reply" in caught.value.failure.message
-    assert decode_reply(b'{"value": [1]}') == [1]
+async def test_a_malformed_reply_from_the_member_fails_its_unit_and_says_so(
+    nats_server: NatsServer, peer: Client, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A peer posing as a member (it announces one and answers its calls): a reply line of
+    another shape fails its unit at once; one that names no unit is dropped and told."""
+    async def answer(msg: Msg) -> None:
+        units = msg.data.count(b"\n") + 1
+        lines = [b'{"unit": 0, "value": 1, "x": 2}', b'{"unit": 1, "failure": {"type": "boom"}}',
+                 nested(MAX_NESTING + 5), b"\xff", b'{"unit": 99, "value": 1}']
+        await peer.publish(msg.reply, b"\n".join(lines[:units + 3]),
+                           headers={"Cx-Member": "posing"})
+
+    await peer.subscribe("_CX.call.posers.posing", cb=answer)
+    with caplog.at_level(logging.ERROR, logger="cxlang.distributed"):
+        async with cxlang.Runtime(bus=nats_server.url) as app:
+            await app.connect()
+            await peer.publish("_CX.presence.posers.posing", json.dumps(
+                {"member": "posing", "group": "posers", "patterns": ["job.a", "job.b"]}).encode())
+            await until(lambda: bool(transport_of(app).remote_handlers("job.b")))
+            result = await app.parallel({"a": "job.a", "b": "job.b"}, {}, timeout=5)
+    assert {name: f.kind for name, f in result.failures.items()} == {"a": "error", "b": "error"}
+    assert all("malformed reply" in f.message for f in result.failures.values())
+    assert "a reply to a call from another process dropped: malformed: JSON nested" \
+        in caplog.text
+    assert "a reply to a call from another process dropped: it answered a unit the call did " \
+           "not have" in caplog.text
 
 
 async def test_a_malformed_durable_event_is_told_once_and_never_comes_back(

@@ -81,21 +81,19 @@ async def test_a_guest_cannot_forge_serve_or_command_while_workers_and_apps_work
             await msg.respond(b'{"value": "FORGED"}')
 
         await client.subscribe("_CX.call.>", cb=answer)
-        await client.subscribe(f"_CX.call.workers.{member}.>", cb=answer)
+        await client.subscribe(f"_CX.call.workers.{member}", cb=answer)
         await client.publish("_CX.presence.evil.forger", json.dumps(
             {"member": "forger", "group": "evil", "patterns": ["job.run"]}).encode())
         await client.publish(f"_CX.presence.workers.{member}", leaving(member))
         await client.publish("system.shutdown", b"{}")
         with pytest.raises((nats.errors.NoRespondersError, nats.errors.TimeoutError)):
-            await client.request(f"_CX.call.workers.{member}.job.run", b"{}", timeout=1,
-                                 headers={"Cx-Handler": "0"})
+            await client.request(f"_CX.call.workers.{member}", b"{}", timeout=1)
         await client.flush()
         await asyncio.sleep(0.2)
         res = await app.parallel({"r": "job.run"}, {}, timeout=5)
     assert res.payload["r"] == "real"  # the worker's alone: no forged unit, no forged value
-    for subject in ("_cx.call.>", f"_cx.call.workers.{member}.>", "_cx.presence.evil.forger",
-                    f"_cx.presence.workers.{member}", "system.shutdown",
-                    f"_cx.call.workers.{member}.job.run"):
+    for subject in ("_cx.call.>", f"_cx.call.workers.{member}", "_cx.presence.evil.forger",
+                    f"_cx.presence.workers.{member}", "system.shutdown"):
         assert any(f'"{subject}"' in r.lower() for r in refused), (subject, refused)
     assert "refused" not in caplog.text  # the worker and the app did only what they may
 
@@ -117,7 +115,7 @@ async def test_another_groups_user_cannot_take_a_workers_calls_or_say_it_left(
             await app.connect()
             member = transport_of(worker).origin
             await asyncio.sleep(0.2)
-            await intruder.subscribe(f"_CX.call.workers.{member}.>")
+            await intruder.subscribe(f"_CX.call.workers.{member}")
             await intruder.publish(f"_CX.presence.workers.{member}", leaving(member))
             await intruder.flush()
             await asyncio.sleep(0.2)
@@ -126,8 +124,27 @@ async def test_another_groups_user_cannot_take_a_workers_calls_or_say_it_left(
     finally:
         await intruder.close()
     assert res.payload == {"r": "real"}
-    assert any(f'subscription to "_cx.call.workers.{member}.>"' in r for r in refused)
+    assert any(f'subscription to "_cx.call.workers.{member}"' in r for r in refused)
     assert any(f'publish to "_cx.presence.workers.{member}"' in r for r in refused)
+    assert "refused" not in caplog.text
+
+
+async def test_a_worker_may_answer_a_requests_units_in_as_many_replies_as_they_end(
+    guarded: NatsServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def later(event: cxlang.Event) -> str:
+        await asyncio.sleep(0.2)
+        return "later"
+
+    async with cxlang.Runtime(bus=as_user(guarded, "worker"), group="workers") as worker, \
+            cxlang.Runtime(bus=as_user(guarded, "app"), group="apps") as app:
+        worker.on("job.run", lambda e: "at once", inline=True)
+        worker.on("job.later", later)
+        await worker.connect()
+        await app.connect()
+        await asyncio.sleep(0.2)
+        res = await app.parallel({"r": "job.run", "l": "job.later"}, {}, timeout=5)
+    assert res.payload == {"r": "at once", "l": "later"}  # two replies to one request
     assert "refused" not in caplog.text
 
 

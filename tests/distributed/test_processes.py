@@ -128,6 +128,40 @@ async def test_a_worker_killed_mid_call_times_out_its_parameters_only(
     assert again.failures["slow"].kind == "no_handler"
 
 
+async def test_a_worker_killed_mid_batch_fails_only_its_units_still_running(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    doomed_source = write(tmp_path, "doomed.cx", """
+        on slow.work (e) {
+            print("started " + e.job); var w = await { durationMs: 20000 }; return "late";
+        }
+        on quick.work (e) { return "quick " + e.job; }
+    """)
+    fast = write(tmp_path, "fast.cx", """
+        on fast.work (e) { return "fast " + e.job; }
+    """)
+    with children() as start:
+        doomed = start("worker", doomed_source, "--bus", nats_server.url)
+        alive = start("worker", fast, "--bus", nats_server.url)
+        for worker in (doomed, alive):
+            await asyncio.to_thread(worker.wait_line, "cx worker:", "err")
+        outcomes: dict[str, cxlang.BranchOutcome] = {}
+        async with cxlang.Runtime(bus=nats_server.url) as rt:
+            # slow and quick go to the doomed worker in one request; quick is answered at once,
+            # and the worker dies while slow runs.
+            async for name, outcome in rt.as_completed(
+                    {"slow": "slow.work", "quick": "quick.work", "fast": "fast.work"},
+                    {"job": 7}, timeout=3.0):
+                outcomes[name] = outcome
+                if name == "quick":
+                    await asyncio.to_thread(doomed.wait_line, "started 7")
+                    doomed.kill()
+    assert {name: o.value for name, o in outcomes.items()} == \
+        {"quick": "quick 7", "fast": "fast 7", "slow": None}
+    failure = outcomes["slow"].failure
+    assert failure is not None and failure.kind == "timeout"
+
+
 async def test_processes_reconnect_after_a_server_restart_and_lose_no_emit(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:

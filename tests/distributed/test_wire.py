@@ -9,13 +9,17 @@ import pytest
 
 import cxlang
 from cxlang.runtime.context import ExecutionContext
-from cxlang.runtime.coordinator import BranchFailed
 from cxlang.runtime.distributed import BusUnavailable
 from cxlang.runtime.distributed.codec import (
-    call_headers,
-    decode_call,
+    MAX_UNITS,
+    Call,
+    Result,
+    decode_batch,
+    decode_calls,
     decode_event,
     decode_reply,
+    encode_batch,
+    encode_call,
     encode_failure,
     encode_payload,
     encode_value,
@@ -57,21 +61,67 @@ def test_a_payload_that_is_not_json_says_what_crosses() -> None:
         encode_payload(cxlang.Event("x.y", {"f": object()}))
 
 
-def test_a_call_carries_the_callers_context() -> None:
-    event = cxlang.Event("a.b", {"q": 1})
-    context = ExecutionContext(None, "exec-1", "analytics", event)
-    call = decode_call("a.b", call_headers(event, context, 2, "o"), encode_payload(event))
-    assert (call.execution_id, call.parameter, call.handler, call.event.id) == \
-        ("exec-1", "analytics", 2, event.id)
+def test_a_call_carries_each_units_event_handler_and_the_callers_context() -> None:
+    first = cxlang.Event("a.b", {"q": 1}, parent_id="p-1", depth=3)
+    second = cxlang.Event("c.d", {"r": [2]})
+    lines = [encode_call(first, encode_payload(first),
+                         ExecutionContext(None, "exec-1", "analytics", first), 2,
+                         {"traceparent": "00-ab-cd-01"}),
+             encode_call(second, encode_payload(second),
+                         ExecutionContext(None, "exec-1", "stock", second), 0, {})]
+    one, two = decode_calls(b"\n".join(lines))
+    assert isinstance(one, Call) and isinstance(two, Call)
+    assert (one.execution_id, one.parameter, one.handler, one.trace) == \
+        ("exec-1", "analytics", 2, {"traceparent": "00-ab-cd-01"})
+    assert (one.event.name, one.event.payload, one.event.id, one.event.parent_id,
+            one.event.depth, one.event.timestamp) == \
+        ("a.b", {"q": 1}, first.id, "p-1", 3, first.timestamp)
+    assert (two.event.name, two.event.payload, two.parameter, two.handler) == \
+        ("c.d", {"r": [2]}, "stock", 0)
 
 
-def test_replies_carry_a_value_or_a_failure_of_its_kind() -> None:
-    assert decode_reply(encode_value({"a": [1]}, "h")) == {"a": [1]}
-    with pytest.raises(BranchFailed) as raised:
-        decode_reply(encode_failure(Failure("timeout", "too slow")))
-    assert raised.value.failure == Failure("timeout", "too slow")
-    with pytest.raises(BranchFailed, match="cannot cross"):
-        decode_reply(encode_value(object(), "h"))
+def test_a_malformed_unit_of_a_call_fails_alone_and_too_many_units_fail_all() -> None:
+    event = cxlang.Event("a.b", {})
+    good = encode_call(event, b"{}", ExecutionContext(None, None, None, event), 0, {})
+    bad = good.replace(b'"handler":0', b'"handler":-1')
+    results = decode_calls(b"\n".join([good, bad, b"nonsense", good]))
+    assert [isinstance(r, ValueError) for r in results] == [False, True, True, False]
+    assert "not a handler's number" in str(results[1])
+    with pytest.raises(ValueError, match=f"more than {MAX_UNITS} handlers"):
+        decode_calls(b"\n".join([good] * (MAX_UNITS + 1)))
+
+
+def test_replies_carry_each_units_value_or_failure_of_its_kind() -> None:
+    reply = b"\n".join([encode_value(3, {"a": [1]}, "h"),
+                        encode_failure(0, Failure("timeout", "too slow")),
+                        encode_value(1, object(), "h"),
+                        encode_failure(None, Failure("error", "a malformed call"))])
+    three, zero, one, every = decode_reply(reply)
+    assert three == Result(3, {"a": [1]}, None)
+    assert zero == Result(0, None, Failure("timeout", "too slow"))
+    assert isinstance(one, Result) and one.failure is not None
+    assert one.unit == 1 and "cannot cross" in one.failure.message
+    assert every == Result(None, None, Failure("error", "a malformed call"))
+
+
+def test_a_reply_line_of_another_shape_fails_its_unit_or_is_refused() -> None:
+    shapeless, no_unit, garbage = decode_reply(b'{"unit": 2, "value": 1, "x": 2}\n'
+                                               b'{"unit": -1, "value": 1}\n[')
+    assert isinstance(shapeless, Result) and shapeless.unit == 2
+    assert shapeless.failure is not None and "malformed reply" in shapeless.failure.message
+    assert isinstance(no_unit, ValueError) and isinstance(garbage, ValueError)
+
+
+def test_a_batch_of_events_crosses_with_each_events_id_time_and_parent() -> None:
+    events = [cxlang.Event("a.b", {"n": n, "text": "é\n"}, parent_id=f"p-{n}" if n else None,
+                           depth=n) for n in range(3)]
+    body, headers = encode_batch([(encode_payload(e), e) for e in events], "origin")
+    assert headers == {"Cx-Batch": "3", "Cx-Origin": "origin"}
+    assert body.count(b"\n") == 2  # one line per event: a newline in a string is escaped
+    back = list(decode_batch("a.b", body))
+    assert [(e.name, e.payload, e.id, e.parent_id, e.depth, e.timestamp) for e in back
+            if isinstance(e, cxlang.Event)] == \
+        [(e.name, e.payload, e.id, e.parent_id, e.depth, e.timestamp) for e in events]
 
 
 def test_the_directory_counts_each_groups_handlers_of_an_event() -> None:

@@ -5,11 +5,7 @@ are JSON, so every language with a NATS client can read the events. Everything a
 rides in headers, so the body stays the payload alone:
 
 ``Cx-Id``, ``Cx-Time`` (epoch seconds), ``Cx-Parent`` and ``Cx-Depth`` (the causal parent and the
-hops from the first emit), ``Cx-Origin`` (the emitting process); a call adds ``Cx-Execution``
-and ``Cx-Parameter`` (the caller's execution context) and ``Cx-Handler`` (which of the serving
-group's handlers of the event to run). A reply's body is ``{"value": v}`` or
-``{"failure": {"type", "message"}}``, and its ``Cx-Member`` header names the member that ran
-the handler (the caller takes a reply from the member it called and no other).
+hops from the first emit), ``Cx-Origin`` (the emitting process).
 
 What arrives is bounded before it is believed: any peer on the bus can send anything, and one
 message must never stop a process. JSON nested deeper than :data:`MAX_NESTING`, headers that
@@ -22,6 +18,17 @@ headers, whose body is one line per event, in emit order, each a JSON object
 ``{"id", "time", "depth", "parent", "payload"}`` (the headers above, and the payload). Each
 line is checked on its own, so a malformed one drops its event alone. A lone event always
 travels in the plain form above, so a slow stream of events reads the same in any language.
+
+**Calls.** A call request carries every unit of one parallel call that the caller sends to one
+member (up to :data:`MAX_UNITS`), one line per unit, each a JSON object ``{"event", "handler",
+"id", "time", "depth", "parent", "execution", "parameter", "trace", "payload"}``: the event,
+which of the serving group's handlers of it to run (its number, in subscription order), the
+caller's execution context (execution id, parameter name), its span as trace headers (W3C
+``traceparent``, or ``{}``) and the payload. The member answers with one or more replies, each
+with a ``Cx-Member`` header naming it (the caller takes replies from the member it called and
+no other) and one line per unit that has ended since the last: ``{"unit": n, "value": v}`` or
+``{"unit": n, "failure": {"type", "message"}}``, *n* counting the request's lines from 0. A
+line without ``"unit"`` fails every unit of the request (one refused whole).
 """
 
 from __future__ import annotations
@@ -43,15 +50,17 @@ from .subjects import is_event_subject, is_local, presence_subject
 __all__ = [
     "BATCH",
     "MAX_BATCH",
+    "MAX_UNITS",
     "MEMBER",
     "Call",
-    "call_headers",
+    "Result",
     "decode_announcement",
     "decode_batch",
-    "decode_call",
+    "decode_calls",
     "decode_event",
     "decode_reply",
     "encode_batch",
+    "encode_call",
     "encode_failure",
     "encode_payload",
     "encode_value",
@@ -64,9 +73,6 @@ TIME = "Cx-Time"
 PARENT = "Cx-Parent"
 DEPTH = "Cx-Depth"
 ORIGIN = "Cx-Origin"
-EXECUTION = "Cx-Execution"
-PARAMETER = "Cx-Parameter"
-HANDLER = "Cx-Handler"
 MEMBER = "Cx-Member"
 MSG_ID = "Nats-Msg-Id"  # JetStream drops a re-sent event with the same id
 BATCH = "Cx-Batch"
@@ -180,9 +186,11 @@ def decode_batch(name: str, data: bytes) -> Iterator[Event | ValueError]:
     entries = _all_entries(data, len(lines))
     for i, line in enumerate(lines):
         try:
-            entry = _parse(line) if entries is None else entries[i]
-            if line.count(b"{") + line.count(b"[") > MAX_NESTING and isinstance(entry, dict):
-                _check_nesting(entry.get("payload"))  # else it cannot nest too deep
+            entry = _loads_entry(line) if entries is None else _nesting_checked(line,
+                                                                                 entries[i])
+            if not (isinstance(entry, dict) and entry.keys() == _ENTRY_KEYS):
+                raise ValueError("a batched event that is not {id, time, depth, parent, "
+                                 "payload}")
             yield _batched_event(name, entry)
         except ValueError as exc:
             yield exc
@@ -207,9 +215,8 @@ def _parse(data: bytes) -> Any:
         raise ValueError(f"not UTF-8 ({exc.reason})") from None
 
 
-def _batched_event(name: str, entry: Any) -> Event:
-    if not (isinstance(entry, dict) and entry.keys() == _ENTRY_KEYS):
-        raise ValueError("a batched event that is not {id, time, depth, parent, payload}")
+def _batched_event(name: str, entry: dict[str, Any]) -> Event:
+    """The event of a line of a batch or a call, whose keys have been checked."""
     ident, when, depth, parent, payload = (entry["id"], entry["time"], entry["depth"],
                                            entry["parent"], entry["payload"])
     if not isinstance(payload, dict):
@@ -258,62 +265,137 @@ def _pattern(text: str) -> bool:
         for segment in text.split("."))
 
 
-def call_headers(
-    event: Event, context: ExecutionContext, handler: int, origin: str
-) -> dict[str, str]:
-    headers = event_headers(event, origin)
-    del headers[MSG_ID]
-    headers[HANDLER] = str(handler)
-    if context.execution_id is not None:
-        headers[EXECUTION] = context.execution_id
-    if context.parameter is not None:
-        headers[PARAMETER] = context.parameter
-    return headers
+MAX_UNITS = 100  # units one call request carries at most (and so replies it may get)
+MAX_TRACE = 8  # trace headers a unit may carry
 
 
 class Call(NamedTuple):
+    """One unit of a call request: run handler number *handler* of *event*'s name here."""
+
     event: Event
     execution_id: str | None
     parameter: str | None
     handler: int
+    trace: dict[str, str]  # the caller's span as trace headers (W3C traceparent), or empty
 
 
-def decode_call(name: str, headers: Mapping[str, str] | None, data: bytes) -> Call:
-    """A call request; raises ``ValueError`` for a malformed one."""
-    if not headers or HANDLER not in headers:
-        raise ValueError(f"a call of {name!r} without a {HANDLER} header")
-    index = headers[HANDLER]
-    if not (index.isascii() and index.isdigit() and len(index) <= 6):
-        raise ValueError(f"a {HANDLER} header of {index[:20]!r}: not a handler's number")
-    return Call(decode_event(name, headers, data), headers.get(EXECUTION),
-                headers.get(PARAMETER), int(index))
+def encode_call(event: Event, body: bytes, context: ExecutionContext, handler: int,
+                trace: Mapping[str, str]) -> bytes:
+    """One unit's line of a call request, given the event's payload as :func:`encode_payload`
+    made it."""
+    head = _dumps({"event": event.name, "handler": handler, "id": event.id,
+                   "time": event.timestamp, "depth": event.depth, "parent": event.parent_id,
+                   "execution": context.execution_id, "parameter": context.parameter,
+                   "trace": trace}).encode()
+    return head[:-1] + b',"payload":' + body + b"}"
 
 
-def encode_value(value: Any, handler: str) -> bytes:
+def decode_calls(data: bytes) -> list[Call | ValueError]:
+    """The units of a call request, in order; a malformed line gives its ``ValueError`` in
+    its unit's place. Raises ``ValueError`` for more than :data:`MAX_UNITS` lines."""
+    lines = data.split(b"\n", MAX_UNITS)
+    if len(lines) > MAX_UNITS:
+        raise ValueError(f"a call of more than {MAX_UNITS} handlers")
+    calls: list[Call | ValueError] = []
+    for line in lines:
+        try:
+            calls.append(_call(_loads_entry(line)))
+        except ValueError as exc:
+            calls.append(exc)
+    return calls
+
+
+def _call(entry: Any) -> Call:
+    if not (isinstance(entry, dict) and entry.keys() == _CALL_KEYS):
+        raise ValueError("not {" + ", ".join(sorted(_CALL_KEYS)) + "}")
+    name, handler, execution, parameter, trace = (
+        entry["event"], entry["handler"], entry["execution"], entry["parameter"],
+        entry["trace"])
+    if not (isinstance(name, str) and 0 < len(name) <= 1000):
+        raise ValueError("no event name")
+    if type(handler) is not int or not 0 <= handler < 1_000_000:
+        raise ValueError(f"a handler of {str(handler)[:20]!r}: not a handler's number")
+    if not all(v is None or isinstance(v, str) for v in (execution, parameter)):
+        raise ValueError("an execution id or parameter that is not a string")
+    if not (isinstance(trace, dict) and len(trace) <= MAX_TRACE and all(
+            isinstance(k, str) and isinstance(v, str) and len(k) + len(v) <= 1000
+            for k, v in trace.items())):
+        raise ValueError("trace headers that are not a few strings")
+    return Call(_batched_event(name, entry), execution, parameter, handler, trace)
+
+
+_CALL_KEYS = frozenset(("event", "handler", "id", "time", "depth", "parent", "execution",
+                        "parameter", "trace", "payload"))
+
+
+def _loads_entry(line: bytes) -> Any:
+    """One line of a batch: an object whose payload nests at most :data:`MAX_NESTING`."""
+    return _nesting_checked(line, _parse(line))
+
+
+def _nesting_checked(line: bytes, entry: Any) -> Any:
+    if line.count(b"{") + line.count(b"[") > MAX_NESTING and isinstance(entry, dict):
+        _check_nesting(entry.get("payload"))  # else it cannot nest too deep
+    return entry
+
+
+class Result(NamedTuple):
+    """What a reply says of one unit (``unit`` ``None``: of every unit the request carried,
+    which the serving process refused whole): its value, or its failure."""
+
+    unit: int | None
+    value: Any
+    failure: Failure | None
+
+
+def encode_value(unit: int, value: Any, handler: str) -> bytes:
+    """A unit's line of a reply: the value its handler returned."""
     try:
-        return _dumps({"value": value}).encode()
+        return _dumps({"unit": unit, "value": value}).encode()
     except (TypeError, ValueError) as exc:
-        return encode_failure(Failure(
+        return encode_failure(unit, Failure(
             "error", f"{handler} returned a value that cannot cross to the caller's process: "
                      f"{exc}"))
 
 
-def encode_failure(failure: Failure) -> bytes:
-    return _dumps({"failure": failure.to_payload()}).encode()
+def encode_failure(unit: int | None, failure: Failure) -> bytes:
+    """A unit's line of a reply (of every unit, for *unit* ``None``): how it failed."""
+    entry: dict[str, Any] = {"failure": failure.to_payload()}
+    if unit is not None:
+        entry["unit"] = unit
+    return _dumps(entry).encode()
 
 
-def decode_reply(data: bytes) -> Any:
-    """The handler's value; raises :class:`BranchFailed` with the failure it reported, or
-    with an error for a reply that is not one cxlang writes."""
-    try:
-        reply = _loads(data)
-        if isinstance(reply, dict) and reply.keys() == {"value"}:
-            return reply["value"]
-        failure = reply["failure"] if isinstance(reply, dict) and len(reply) == 1 else None
-        if not (isinstance(failure, dict) and failure.get("type") in _FAILURE_KINDS
-                and isinstance(failure.get("message"), str)):
-            raise ValueError("neither a value nor a failure")
-    except (ValueError, KeyError) as exc:
-        raise BranchFailed(Failure("error", f"the serving process sent a malformed reply "
-                                            f"({exc})")) from None
+def decode_reply(data: bytes) -> list[Result | ValueError]:
+    """The results a reply carries; a line that names no unit of the call, or is no JSON
+    object, gives a ``ValueError`` (it cannot be charged to a unit). A line of a unit that is
+    neither a value nor a failure fails that unit (the serving process sent nonsense)."""
+    results: list[Result | ValueError] = []
+    for line in data.split(b"\n", MAX_UNITS)[:MAX_UNITS]:
+        try:
+            entry = _loads(line)
+        except ValueError as exc:
+            results.append(exc)
+            continue
+        unit = entry.pop("unit", None) if isinstance(entry, dict) else None
+        if unit is not None and (type(unit) is not int or not 0 <= unit < MAX_UNITS):
+            results.append(ValueError(f"a reply to unit {str(unit)[:20]!r}"))
+            continue
+        try:
+            results.append(Result(unit, _value(entry), None))
+        except BranchFailed as failed:
+            results.append(Result(unit, None, failed.failure))
+    return results
+
+
+def _value(reply: Any) -> Any:
+    """The value of a reply's line (its unit taken out); raises :class:`BranchFailed` with the
+    failure it reported, or with an error for a line that is not one cxlang writes."""
+    if isinstance(reply, dict) and reply.keys() == {"value"}:
+        return reply["value"]
+    failure = reply.get("failure") if isinstance(reply, dict) and len(reply) == 1 else None
+    if not (isinstance(failure, dict) and failure.get("type") in _FAILURE_KINDS
+            and isinstance(failure.get("message"), str)):
+        raise BranchFailed(Failure("error", "the serving process sent a malformed reply "
+                                            "(neither a value nor a failure)"))
     raise BranchFailed(Failure(failure["type"], failure["message"]))

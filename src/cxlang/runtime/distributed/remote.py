@@ -2,10 +2,11 @@
 
 For each handler another group serves, the coordinator gets one :class:`Subscription` whose
 callback is a :class:`RemoteHandler`: a coroutine that sends the event to one member of that
-group (request/reply on ``_CX.call.<group>.<member>.<event>``, members taken in turn, so a
-group's members share the calls) and returns the handler's value, as that member replied
-(:mod:`.replies`). So a remote handler is timed out, cancelled and counted exactly like a local
-one; only its failures are reported by the process that ran it, not here.
+group (members taken in turn, so a group's members share the calls; the units of one call
+bound for one member go in one request on ``_CX.call.<group>.<member>``, :mod:`.replies`) and
+returns the handler's value, as that member replied. So a remote handler is timed out,
+cancelled and counted exactly like a local one; only its failures are reported by the process
+that ran it, not here.
 
 A member that has gone without a word ("no responders") is forgotten and the call goes to
 another member of its group, up to :data:`TRIES` members; then that unit, and only it, fails
@@ -22,7 +23,7 @@ from ..events import Event, EventPattern
 from ..handlers import HandlerKind, Subscription
 from ..observe.span import current_span
 from ..outcomes import Failure
-from .codec import call_headers, decode_reply, encode_payload
+from .codec import encode_call, encode_payload
 from .directory import Directory
 from .replies import Gone, Replies
 from .subjects import call_subject, is_local
@@ -89,25 +90,26 @@ class RemoteHandler:
         client = link.client
         if client is None:
             raise BranchFailed(Failure("error", "the bus was closed before the call"))
-        headers = call_headers(event, current_context(), self.index, link.origin)
         span = current_span()
-        if span is not None:  # traced: the serving process's handler span continues this one
-            headers.update(span.headers())
-        body = link.body_of(event)
+        # Traced: the serving process's handler span continues this one.
+        trace = {} if span is None else span.headers()
+        line = encode_call(event, link.body_of(event), current_context(), self.index, trace)
         members = self.members
         for _ in range(TRIES):
             member = members[link.turn % len(members)]
             link.turn += 1
             try:
-                reply = await link.replies.call(
-                    client, call_subject(self.group, member, event.name), member, body, headers)
+                result = await link.replies.call(client, call_subject(self.group, member),
+                                                 member, line)
             except Gone:
                 link.directory.leave(member)
                 members = link.directory.serving(event.name, self.group, self.index)
                 if not members:
                     break
             else:
-                return decode_reply(reply)
+                if result.failure is not None:
+                    raise BranchFailed(result.failure)
+                return result.value
         raise BranchFailed(Failure(
             "no_handler", f"no process of group {self.group!r} serves {event.name!r} any more "
                           "(it was listed, but the members called are gone)"))

@@ -7,8 +7,8 @@ What cxlang sends for its own purposes lives under ``_CX.``; subjects that start
 even by a pattern such as ``any.any.any`` that would match them.
 
 A process's calls and announcements are on subjects that name its group and member id
-(``_CX.call.<group>.<member>.<event>``, ``_CX.presence.<group>.<member>``), so that the NATS
-server's permissions can reserve them to the processes of that group (docs/security.md).
+(``_CX.call.<group>.<member>``, ``_CX.presence.<group>.<member>``), so that the NATS server's
+permissions can reserve them to the processes of that group (docs/security.md).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ __all__ = [
     "PRESENCE_QUERY",
     "STREAM",
     "call_subject",
-    "calls_of",
     "check_group",
     "is_event_subject",
     "is_local",
@@ -34,7 +33,7 @@ __all__ = [
     "presence_subject",
 ]
 
-CALLS = "_CX.call."  # + group.member.event: a call of one handler of that member
+CALLS = "_CX.call."  # + group.member: calls of that member's handlers
 PRESENCE = "_CX.presence"  # + .group.member: who serves which patterns, said by that member
 PRESENCE_ALL = "_CX.presence.*.*"  # every member's announcements
 PRESENCE_QUERY = "_CX.presence.query"  # "everyone, announce yourself again"
@@ -70,13 +69,9 @@ def portable_name(name: str) -> bool:
     return ok
 
 
-def calls_of(group: str, member: str) -> str:
-    """The prefix of the calls *member* of *group* serves: ``_CX.call.<group>.<member>.``."""
-    return f"{CALLS}{group}.{member}."
-
-
-def call_subject(group: str, member: str, name: str) -> str:
-    return f"{CALLS}{group}.{member}.{name}"
+def call_subject(group: str, member: str) -> str:
+    """Where *member* of *group* takes its calls: ``_CX.call.<group>.<member>``."""
+    return f"{CALLS}{group}.{member}"
 
 
 def presence_subject(group: str, member: str) -> str:

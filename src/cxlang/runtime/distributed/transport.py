@@ -61,7 +61,7 @@ from .subjects import (
     DURABLE,
     PRESENCE_ALL,
     PRESENCE_QUERY,
-    calls_of,
+    call_subject,
     check_group,
     is_event_subject,
     is_local,
@@ -119,7 +119,7 @@ class NatsTransport:
         self.directory = Directory(self.group)
         self.replies = Replies(self.drops)
         self.remote = RemoteHandlers(self.directory, self.origin, self.replies)
-        self.server = CallServer(bus, calls_of(self.group, self.origin), self.origin,
+        self.server = CallServer(bus, call_subject(self.group, self.origin), self.origin,
                                  handler_timeout)
         if durable:
             # One JetStream message per event: the stream drops a re-sent one by its id.
@@ -210,7 +210,7 @@ class NatsTransport:
         try:
             await client.subscribe(PRESENCE_ALL, cb=self._on_presence)
             await client.subscribe(PRESENCE_QUERY, cb=self._on_query)
-            await client.subscribe(self.server.prefix + ">", cb=self.server.on_request)
+            await client.subscribe(self.server.subject, cb=self.server.on_request)
             await self.replies.open(client)
             if self.durable:
                 js = client.jetstream()
