@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 import cxlang
+from cxlang.runtime.distributed.codec import MAX_UNITS
 from cxlang.runtime.distributed.transport import NatsTransport
 
 from .nats_server import NatsServer
@@ -212,3 +213,21 @@ async def test_a_forged_reply_to_a_batch_is_dropped_and_every_unit_waits_for_its
     assert result.payload == {"a": "real", "b": "real", "c": "real"}
     assert "a reply to a call from another process dropped: it did not come from the member " \
            "the call was sent to" in caplog.text
+
+
+async def test_a_call_of_more_units_than_one_request_carries_goes_in_several(
+    nats_server: NatsServer, wire: list[Msg],
+) -> None:
+    count = MAX_UNITS + 20
+    async with cxlang.Runtime(bus=nats_server.url, group="workers") as worker, \
+            cxlang.Runtime(bus=nats_server.url, group="apps") as app:
+        worker.on("job.any", lambda e: e.name, inline=True)
+        await worker.connect()
+        await app.connect()
+        await until(lambda: bool(transport_of(app).remote_handlers("job.p0")))
+        result = await app.parallel({f"p{i}": f"job.p{i}" for i in range(count)}, {})
+        await asyncio.sleep(0.2)
+    assert not result.failures
+    assert result.results == {f"p{i}": f"job.p{i}" for i in range(count)}
+    requests, _ = requests_and_replies(wire)
+    assert sorted(m.data.count(b"\n") + 1 for m in requests) == [20, MAX_UNITS]

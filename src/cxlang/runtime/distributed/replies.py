@@ -54,7 +54,8 @@ class Replies:
         self.drops = drops
         self._prefix = ""
         self._waiting: dict[str, _Request] = {}  # by token
-        self._forming: dict[str, _Request] = {}  # by subject: taking units until sent
+        self._forming: dict[str, _Request] = {}  # by subject: the request taking its units
+        self._formed: list[_Request] = []  # every request of this turn, sent on the next
         self._count = 0
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -83,9 +84,9 @@ class Replies:
         self._count += 1
         token = str(self._count)  # the inbox itself is random: a count tells requests apart
         request = self._waiting[token] = _Request(token, subject, member)
-        first = not self._forming
         self._forming[subject] = request
-        if first:
+        self._formed.append(request)
+        if len(self._formed) == 1:
             # Its first step comes on the loop's next turn, once every unit started in this
             # one has joined its request.
             task = asyncio.get_running_loop().create_task(self._send_formed(client))
@@ -94,9 +95,10 @@ class Replies:
         return request
 
     async def _send_formed(self, client: Client) -> None:
-        if not next(iter(self._forming.values())).lines:
+        if not self._formed[0].lines:
             await asyncio.sleep(0)  # started eagerly (an eager task factory): on the next turn
-        requests = list(self._forming.values())
+        requests = self._formed
+        self._formed = []
         self._forming.clear()
         for request in requests:
             if not request.waiting:
