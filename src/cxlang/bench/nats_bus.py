@@ -3,8 +3,9 @@
 Next to the in-process figures, measured in the same run: events per second from one runtime to
 another through the server (both in this process, each with its own connection, so every event
 is encoded, sent, routed, received and decoded); a K=10 no-op fan-out whose handlers live in a
-``cx worker`` process; and a CPU-bound fan-out (8 handlers of a CX loop) served by one worker
-process, then by two in one group (the caller hands a group's members its calls in turn).
+``cx worker`` process; and a CPU-bound fan-out (8 handlers of a CX loop) served by two worker
+processes in one group (the caller hands a group's members its calls in turn), then, once one
+has left, by the other alone.
 
 FastStream (its NATS broker) is measured beside cxlang where it does the same work, written as
 its documentation teaches: a subscriber function per subject, ``broker.publish`` for events and
@@ -13,8 +14,8 @@ another in this process, as cxlang's; its K=10 fan-out is ten requests gathered,
 FastStream process with a subscriber per subject. FastStream is optional (the ``bench`` extra):
 without it its columns say "not installed".
 
-The worker processes boot while the events are measured, so that their start-up costs the run
-little. Skipped, with a note, when there is no ``nats-server`` binary or no NATS client
+Every worker process boots at the start, while the events are measured, so that start-ups
+cost the run little. Skipped, with a note, when there is no ``nats-server`` binary or no NATS client
 (``cxlang[nats]``).
 """
 
@@ -31,10 +32,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from time import perf_counter
+from types import ModuleType
 from typing import Any
 
 from ..runtime import Runtime
@@ -95,55 +97,53 @@ def nats_bus(budget: Budget) -> list[ScenarioResult]:
         missing = "no nats-server binary" if binary is None else "no NATS client (cxlang[nats])"
         print(f"nats: skipped: {missing}", file=sys.stderr)
         return []
-    faststream = importlib.util.find_spec("faststream") is not None
     with tempfile.TemporaryDirectory(prefix="cx-bench-nats-") as folder, \
             _server(binary, Path(folder)) as url, _Processes(Path(folder)) as processes:
-        # Booting while the events are measured (those are measured in this process alone).
-        processes.start_worker("fanout", FANOUT_PROGRAM, url)
-        processes.start_worker("cpu", CPU_PROGRAM, url)
-        if faststream:
-            processes.start("faststream", ["-c", FASTSTREAM_RESPONDER, url])
+        # Every process boots at once, before anything is measured. Two workers of one group
+        # serve the CPU-bound handlers; the first also serves the fan-out's, so those go to it
+        # alone (a caller calls the members that serve a handler).
+        processes.start_worker(FANOUT_PROGRAM + CPU_PROGRAM, url)
+        second = processes.start_worker(CPU_PROGRAM, url)
+        # FastStream's NATS module, imported while they boot; None without FastStream.
+        faststream = _import("faststream.nats")
+        if faststream is not None:
+            processes.start(["-c", FASTSTREAM_RESPONDER, url])
+        processes.ready()
         return [run_async(_events(url, budget, faststream)),
-                run_async(_fanout(url, processes, budget, faststream)),
-                run_async(_cpu(url, processes, budget))]
+                run_async(_fanout(url, budget, faststream)),
+                run_async(_cpu(url, lambda: processes.stop(second), budget))]
 
 
-async def _events(url: str, budget: Budget, faststream: bool) -> ScenarioResult:
+async def _events(url: str, budget: Budget, faststream: ModuleType | None) -> ScenarioResult:
     events = budget.events // 10  # a network hop per event: fewer keep the run short
+    receiver = Runtime(bus=url, max_queue=events)
+    emitter = Runtime(bus=url, max_queue=events)
+    local = Runtime(max_queue=events)
+    for rt in (receiver, local):
+        rt.on("bench.tick", return_at_once)
 
     async def over_nats() -> float:
-        receiver = Runtime(bus=url, max_queue=events)
-        emitter = Runtime(bus=url, max_queue=events)
-        receiver.on("bench.tick", return_at_once)
-        try:
-            await receiver.connect()
-            await emitter.connect()
-            start = perf_counter()
-            for _ in range(events):
-                emitter.emit("bench.tick", {"n": 1})
-            while receiver.bus.handled < events:
-                await asyncio.sleep(0.001)
-            return events / (perf_counter() - start)
-        finally:
-            await emitter.aclose()
-            await receiver.aclose()
+        handled = receiver.bus.handled + events
+        start = perf_counter()
+        for _ in range(events):
+            emitter.emit("bench.tick", {"n": 1})
+        while receiver.bus.handled < handled:
+            await asyncio.sleep(0.001)
+        return events / (perf_counter() - start)
 
     async def in_process() -> float:
-        rt = Runtime(max_queue=events)
-        rt.on("bench.tick", return_at_once)
-        try:
-            start = perf_counter()
-            for _ in range(events):
-                rt.emit("bench.tick", {"n": 1})
-            await rt.run_until_idle()
-            return events / (perf_counter() - start)
-        finally:
-            await rt.aclose()
+        start = perf_counter()
+        for _ in range(events):
+            local.emit("bench.tick", {"n": 1})
+        await local.run_until_idle()
+        return events / (perf_counter() - start)
 
-    measures = {"nats": over_nats, "in process": in_process}
-    if faststream:
-        measures[FASTSTREAM] = lambda: _faststream_events(url, events)
-    samples = await interleaved(measures, budget.slow_rounds)
+    async with receiver, emitter, local, _FastStreamEvents(url, faststream) as burst:
+        measures: dict[str, Callable[[], Awaitable[float]]] = {"nats": over_nats,
+                                                                "in process": in_process}
+        if burst is not None:  # fewer: it takes ten times as long an event
+            measures[FASTSTREAM] = lambda: burst(events // 5)
+        samples = await interleaved(measures, budget.slow_rounds)
     return ScenarioResult(
         "nats", "bus over NATS (loopback), handler returns at once",
         Quantity.median_of(samples["nats"], Unit.RATE),
@@ -151,53 +151,68 @@ async def _events(url: str, budget: Budget, faststream: bool) -> ScenarioResult:
                     target=value_at_least(100_000, ">= 100,000/s")),
          Comparison(FASTSTREAM, _median(samples, FASTSTREAM, Unit.RATE),
                     target=ratio_at_least(1.0, ">= FastStream"),
-                    note="" if faststream else NOT_INSTALLED)),
+                    note="" if faststream is not None else NOT_INSTALLED)),
         extra={"events": events})
 
 
-async def _faststream_events(url: str, events: int) -> float:
-    """FastStream's events per second from one broker to another, as its docs publish: each
-    ``publish`` awaited, a subscriber function taking the decoded JSON body."""
-    brokers = importlib.import_module("faststream.nats")
-    receiver = brokers.NatsBroker(url, log_level=logging.DEBUG)
-    emitter = brokers.NatsBroker(url, log_level=logging.DEBUG)
-    received = 0
-    done = asyncio.get_running_loop().create_future()
+class _FastStreamEvents:
+    """FastStream's events from one broker to another of this process, as its docs publish
+    them: each ``publish`` awaited, a subscriber function taking the decoded JSON body. Gives
+    a function that times a burst of *n* events (their rate)."""
 
-    @receiver.subscriber("bench.faststream.tick")  # type: ignore[untyped-decorator]
-    async def tick(payload: dict[str, Any]) -> None:
-        nonlocal received
-        received += 1
-        if received == events:
-            done.set_result(None)
+    def __init__(self, url: str, faststream: ModuleType | None) -> None:
+        self.faststream = faststream
+        self.brokers: list[Any] = []
+        self.url = url
+        self.received = 0
+        self.wanted = 0
+        self.done: asyncio.Future[None] | None = None
 
-    await receiver.start()
-    await emitter.start()
-    try:
-        start = perf_counter()
-        for _ in range(events):
-            await emitter.publish({"n": 1}, "bench.faststream.tick")
-        await done
-        return events / (perf_counter() - start)
-    finally:
-        await emitter.stop()
-        await receiver.stop()
+    async def __aenter__(self) -> Callable[[int], Awaitable[float]] | None:
+        if self.faststream is None:
+            return None
+        receiver = self.faststream.NatsBroker(self.url, log_level=logging.DEBUG)
+        emitter = self.faststream.NatsBroker(self.url, log_level=logging.DEBUG)
+        self.brokers = [receiver, emitter]
+
+        @receiver.subscriber("bench.faststream.tick")  # type: ignore[untyped-decorator]
+        async def tick(payload: dict[str, Any]) -> None:
+            self.received += 1
+            if self.received == self.wanted and self.done is not None:
+                self.done.set_result(None)
+
+        for broker in self.brokers:
+            await broker.start()
+        publish = emitter.publish
+
+        async def burst(n: int) -> float:
+            self.received, self.wanted = 0, n
+            self.done = asyncio.get_running_loop().create_future()
+            start = perf_counter()
+            for _ in range(n):
+                await publish({"n": 1}, "bench.faststream.tick")
+            await self.done
+            return n / (perf_counter() - start)
+
+        return burst
+
+    async def __aexit__(self, *exc: object) -> None:
+        for broker in self.brokers:
+            await broker.stop()
 
 
-async def _fanout(url: str, processes: _Processes, budget: Budget,
-                  faststream: bool) -> ScenarioResult:
+async def _fanout(url: str, budget: Budget, faststream: ModuleType | None) -> ScenarioResult:
     parameters = {f"p{i}": f"bench.fanout.p{i}" for i in range(K)}
     local = Runtime()
     for event in parameters.values():
         local.on(event, return_at_once)
-    processes.ready("fanout")
     async with Runtime(bus=url) as caller:
         result = await caller.parallel(parameters, {})
         if result.failures or len(result.results) != K:
             raise RuntimeError(f"the worker did not serve every handler: {result!r}")
         calls: dict[str, Call] = {"nats": lambda: caller.parallel(parameters, {}),
                                   "in process": lambda: local.parallel(parameters, {})}
-        async with _FastStreamFanout(url, processes, faststream) as gathered:
+        async with _FastStreamFanout(url, faststream) as gathered:
             if gathered is not None:
                 calls[FASTSTREAM] = gathered
             samples = await per_call_samples(calls, budget.rounds, budget.min_batch)
@@ -210,25 +225,22 @@ async def _fanout(url: str, processes: _Processes, budget: Budget,
                     target=value_below(0.001, "< 1 ms")),
          Comparison(f"{FASTSTREAM}, {K} requests gathered",
                     _median(samples, FASTSTREAM, Unit.SECONDS), RatioStyle.FASTER,
-                    note="" if faststream else NOT_INSTALLED)))
+                    note="" if faststream is not None else NOT_INSTALLED)))
 
 
 class _FastStreamFanout:
     """A broker of this process that calls the FastStream responder process, K requests at
     once (``broker.request`` each, gathered), once it is ready."""
 
-    def __init__(self, url: str, processes: _Processes, enabled: bool) -> None:
+    def __init__(self, url: str, faststream: ModuleType | None) -> None:
         self.url = url
-        self.processes = processes
-        self.enabled = enabled
+        self.faststream = faststream
         self.broker: Any = None
 
     async def __aenter__(self) -> Call | None:
-        if not self.enabled:
+        if self.faststream is None:
             return None
-        self.processes.ready("faststream")
-        self.broker = importlib.import_module("faststream.nats").NatsBroker(
-            self.url, log_level=logging.DEBUG)
+        self.broker = self.faststream.NatsBroker(self.url, log_level=logging.DEBUG)
         await self.broker.start()
         request = self.broker.request
         subjects = [f"bench.faststream.p{i}" for i in range(K)]
@@ -246,7 +258,7 @@ class _FastStreamFanout:
             await self.broker.stop()
 
 
-async def _cpu(url: str, processes: _Processes, budget: Budget) -> ScenarioResult:
+async def _cpu(url: str, stop_second: Callable[[], None], budget: Budget) -> ScenarioResult:
     parameters = {f"w{i}": f"bench.cpu.w{i}" for i in range(CPU_HANDLERS)}
     # The quick run's handlers are shorter: the ratio of one worker to two is what is read.
     rounds = CPU_ROUNDS * budget.slow_rounds // FULL.slow_rounds
@@ -261,15 +273,12 @@ async def _cpu(url: str, processes: _Processes, budget: Budget) -> ScenarioResul
         return perf_counter() - start
 
     async with Runtime(bus=url) as caller:
-        processes.ready("cpu")
-        await _until_served(caller, parameters["w0"], 1)
-        await call(caller)  # warm: the worker compiles its loop's path once
-        timings["1 worker"] = [await call(caller) for _ in range(budget.slow_rounds)]
-        processes.start_worker("cpu", CPU_PROGRAM, url)
-        processes.ready("cpu")
         await _until_served(caller, parameters["w0"], 2)
-        await call(caller)  # warm the second worker too
+        await call(caller)  # warm: each worker compiles its loop's path once
         timings["2 workers"] = [await call(caller) for _ in range(budget.slow_rounds)]
+        stop_second()  # it says it leaves: the caller calls the first alone
+        await _until_served(caller, parameters["w0"], 1)
+        timings["1 worker"] = [await call(caller) for _ in range(budget.slow_rounds)]
     return ScenarioResult(
         "nats", f"{CPU_HANDLERS} CPU-bound handlers (CX loop), 2 worker processes",
         Quantity.median_of(timings["2 workers"], Unit.SECONDS),
@@ -282,15 +291,24 @@ async def _cpu(url: str, processes: _Processes, budget: Budget) -> ScenarioResul
 
 
 async def _until_served(caller: Runtime, event: str, members: int) -> None:
-    """Wait until *caller* has heard of *members* workers serving *event* (announcements)."""
+    """Wait until *caller* knows of *members* workers serving *event*, no more, no fewer (they
+    announce themselves, and that they leave)."""
     transport = caller.transport
     assert transport is not None
     deadline = time.monotonic() + READY_TIMEOUT
     while sum(len(transport.directory.serving(event, group, 0))
-              for group, _ in transport.directory.servers(event)) < members:
+              for group, _ in transport.directory.servers(event)) != members:
         if time.monotonic() > deadline:
             raise RuntimeError(f"no {members} worker(s) serving {event!r} were heard of")
         await asyncio.sleep(0.01)
+
+
+def _import(name: str) -> ModuleType | None:
+    """An optional module, or ``None`` when it is not installed."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
 
 
 def _median(samples: dict[str, list[float]], name: str, unit: Unit) -> Quantity | None:
@@ -323,48 +341,53 @@ def _server(binary: str, folder: Path) -> Iterator[str]:
 
 class _Processes:
     """The processes that serve calls (``cx worker``, FastStream's responder): started at
-    once, waited for (until each says it is serving) only where they are needed, stopped at
-    the end whatever happens."""
+    once, waited for until each says it is serving, stopped at the end whatever happens."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self._started: dict[str, list[tuple[subprocess.Popen[bytes], Path]]] = {}
+        self._started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
-    def start_worker(self, name: str, source: str, url: str) -> None:
-        """A ``cx worker`` of the group ``bench-<name>`` serving the CX program *source*."""
-        program = self.folder / f"{name}.cx"
+    def start_worker(self, source: str, url: str) -> subprocess.Popen[bytes]:
+        """A ``cx worker`` of the group ``bench`` serving the CX program *source*."""
+        program = self.folder / f"worker-{len(self._started)}.cx"
         program.write_text(source, encoding="utf-8")
-        self.start(name, ["-m", "cxlang.cli.main", "worker", str(program), "--bus", url,
-                          "--group", f"bench-{name}"])
+        return self.start(["-m", "cxlang.cli.main", "worker", str(program), "--bus", url,
+                           "--group", "bench"])
 
-    def start(self, name: str, arguments: list[str]) -> None:
-        started = self._started.setdefault(name, [])
-        log = self.folder / f"{name}-{len(started)}.log"
+    def start(self, arguments: list[str]) -> subprocess.Popen[bytes]:
+        """A Python process, with *arguments*."""
+        log = self.folder / f"process-{len(self._started)}.log"
         with log.open("w") as out:
-            started.append((subprocess.Popen([sys.executable, *arguments], stdout=out,
-                                             stderr=subprocess.STDOUT), log))
+            process = subprocess.Popen([sys.executable, *arguments], stdout=out,
+                                       stderr=subprocess.STDOUT)
+        self._started.append((process, log))
+        return process
 
-    def ready(self, name: str) -> None:
-        """Wait until every process started as *name* serves (a cx worker writes "cx worker:
-        ... serving ..." once its handlers are subscribed)."""
+    def ready(self) -> None:
+        """Wait until every process serves (a cx worker writes "cx worker: ... serving ..."
+        once its handlers are subscribed)."""
         deadline = time.monotonic() + READY_TIMEOUT
-        for process, log in self._started[name]:
+        for process, log in self._started:
             while "serving" not in log.read_text(encoding="utf-8"):
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"{name} did not start: {log.read_text()!r}")
+                    raise RuntimeError(f"{process.args!r} did not start: {log.read_text()!r}")
                 time.sleep(0.02)
+
+    @staticmethod
+    def stop(process: subprocess.Popen[bytes]) -> None:
+        """Stop *process* now (SIGTERM: a cx worker leaves the bus)."""
+        process.terminate()
+        process.wait(timeout=10)
 
     def __enter__(self) -> _Processes:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        processes = [process for started in self._started.values() for process, _ in started]
-        for process in processes:
+        for process, _ in self._started:
             process.terminate()
-        for process in processes:
+        for process, _ in self._started:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-
