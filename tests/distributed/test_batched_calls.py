@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -231,3 +232,26 @@ async def test_a_call_of_more_units_than_one_request_carries_goes_in_several(
     assert result.results == {f"p{i}": f"job.p{i}" for i in range(count)}
     requests, _ = requests_and_replies(wire)
     assert sorted(m.data.count(b"\n") + 1 for m in requests) == [20, MAX_UNITS]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are new in Python 3.12")
+async def test_units_started_as_eager_tasks_still_go_in_one_request(
+    nats_server: NatsServer, wire: list[Msg],
+) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    try:
+        async with cxlang.Runtime(bus=nats_server.url, group="workers") as worker, \
+                cxlang.Runtime(bus=nats_server.url, group="apps") as app:
+            for i in range(3):
+                worker.on(f"job.p{i}", lambda e, i=i: i, inline=True)
+            await worker.connect()
+            await app.connect()
+            await until(lambda: bool(transport_of(app).remote_handlers("job.p2")))
+            result = await app.parallel({f"p{i}": f"job.p{i}" for i in range(3)}, {})
+            await asyncio.sleep(0.2)
+    finally:
+        loop.set_task_factory(None)
+    assert result.payload == {"p0": 0, "p1": 1, "p2": 2}
+    requests, _ = requests_and_replies(wire)
+    assert [m.data.count(b"\n") + 1 for m in requests] == [3]
