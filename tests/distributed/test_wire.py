@@ -59,6 +59,11 @@ def test_a_message_from_outside_cxlang_is_a_new_event() -> None:
 def test_a_payload_that_is_not_json_says_what_crosses() -> None:
     with pytest.raises(NotPortable, match="plain values"):
         encode_payload(cxlang.Event("x.y", {"f": object()}))
+    itself: dict[str, object] = {}
+    itself["me"] = itself
+    with pytest.raises(NotPortable, match=r"recursion depth exceeded.*plain values"):
+        encode_payload(cxlang.Event("x.y", itself))
+    assert b"cannot cross" in encode_value(0, [itself], "h")
 
 
 def test_a_call_carries_each_units_event_handler_and_the_callers_context() -> None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..context import ExecutionContext
@@ -81,8 +81,28 @@ MAX_NESTING = 100  # levels of objects and arrays in a payload or value from ano
 MAX_DEPTH = 1_000_000_000  # causal hops a header may claim (the run's own limit comes after)
 _FAILURE_KINDS = frozenset({"error", "timeout", "no_handler", "cancelled"})
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _string = json.encoder.encode_basestring  # a str as JSON, as _dumps writes it
+
+
+def _json_writer() -> Callable[[Any], str]:
+    """Compact JSON, non-ASCII kept. ``JSONEncoder.encode`` makes a C encoder on every call,
+    which is most of the cost of a small payload; this makes one, once (where the C encoder
+    exists), without the check for a value that holds itself: such a value ends in a
+    ``RecursionError`` instead, as one nested too deep does."""
+    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encoder.encode
+    write = make(None, encoder.default, _string, None, ":", ",", False, False, True)
+
+    def dumps(value: Any) -> str:
+        return "".join(write(value, 0))
+
+    return dumps
+
+
+_dumps = _json_writer()
+_UNWRITABLE = (TypeError, ValueError, RecursionError)  # what _dumps raises for a non-JSON value
 
 
 def _loads(data: bytes) -> Any:
@@ -126,7 +146,7 @@ def _header_time(text: str) -> float:
 def encode_payload(event: Event) -> bytes:
     try:
         return _dumps(event.payload).encode()
-    except (TypeError, ValueError) as exc:
+    except _UNWRITABLE as exc:
         raise NotPortable(
             f"event {event.name!r} cannot cross to other processes: {exc}. Payloads that cross "
             "must hold plain values (objects with string keys, arrays, strings, numbers, "
@@ -352,7 +372,7 @@ def encode_value(unit: int, value: Any, handler: str) -> bytes:
     """A unit's line of a reply: the value its handler returned."""
     try:
         return _dumps({"unit": unit, "value": value}).encode()
-    except (TypeError, ValueError) as exc:
+    except _UNWRITABLE as exc:
         return encode_failure(unit, Failure(
             "error", f"{handler} returned a value that cannot cross to the caller's process: "
                      f"{exc}"))

@@ -37,7 +37,7 @@ __all__ = ["Item", "Outbox"]
 
 Item = tuple[str, bytes, Event]  # subject, payload as JSON, the event
 RETRY_AFTER = 0.2  # seconds between tries of a send that failed
-CONFIRM_EVERY = 5000  # events sent at most between two confirmations
+CONFIRM_EVERY = 1000  # events sent at most between two confirmations
 BATCH_EVENTS = 100  # events one message carries at most
 BATCH_BYTES = 64 * 1024  # payload bytes above which a run goes on in the next message
 
