@@ -6,11 +6,13 @@ What crosses and how:
 
 * **Events.** An emit runs this process's handlers here, as before, and is also published on
   the subject named like the event (:mod:`.subjects`), with its id, timestamp and causal parent
-  in headers (:mod:`.codec`). Every other process subscribed to a matching pattern receives it
-  and dispatches it to its own handlers. ``system.*`` events stay in their process.
+  in headers (:mod:`.codec`); a burst of events of one name goes in batches, one message each
+  (:mod:`.outbox`). Every other process subscribed to a matching pattern receives it and
+  dispatches it to its own handlers. ``system.*`` events stay in their process.
 * **Parallel handler parameters.** Every process announces the patterns it handles
   (:mod:`.directory`). A parallel call adds one unit per handler that another process serves
-  (:mod:`.remote`); that process runs it and replies (:mod:`.server`).
+  (:mod:`.remote`); the units bound for one member go in one request (:mod:`.replies`), and
+  that process runs them and replies as each ends (:mod:`.server`).
 * **Groups.** Processes started with the same ``group`` (``cx worker``) share the work: an
   event or a call reaches one of them.
 * **Durability.** With ``durable=True`` events go through a JetStream stream (:mod:`.durable`)
