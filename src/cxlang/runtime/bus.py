@@ -26,6 +26,7 @@ from .handlers import Handler, Running, Subscription, cancel_handler, classify, 
 from .limits import NO_LIMIT, LimitExceeded
 from .outcomes import Failure, describe
 from .pool import HandlerPool
+from .subscriptions import SubscriptionTable
 
 if TYPE_CHECKING:
     from .observe import Observer
@@ -85,8 +86,7 @@ class EventBus:
         self.tripped: LimitExceeded | None = None
         self.limit_listeners: list[Callable[[LimitExceeded], None]] = []
         self.handled = 0
-        self._subscriptions: list[Subscription] = []
-        self._dispatch: dict[str, tuple[Subscription, ...]] = {}
+        self._subscriptions = SubscriptionTable()
         self._queue: deque[Event] = deque()
         self._running: dict[_HandlerRun, Running] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -124,8 +124,7 @@ class EventBus:
                             f"{type(handler).__name__}")
         kind = classify(handler, cpu_bound=cpu_bound, inline=inline)
         sub = Subscription(EventPattern(pattern), handler, kind, entity, self._remove, retry)
-        self._subscriptions.append(sub)
-        self._dispatch.clear()
+        self._subscriptions.add(sub)
         if self.transport is not None:
             self.transport.subscriptions_changed()
         return sub
@@ -139,7 +138,6 @@ class EventBus:
 
     def _remove(self, sub: Subscription) -> None:
         self._subscriptions.remove(sub)
-        self._dispatch.clear()
         if self.transport is not None:
             self.transport.subscriptions_changed()
 
@@ -150,11 +148,7 @@ class EventBus:
 
     def handlers_for(self, name: str) -> tuple[Subscription, ...]:
         """The subscriptions an event called *name* reaches, in subscription order (cached)."""
-        subs = self._dispatch.get(name)
-        if subs is None:
-            subs = tuple(s for s in self._subscriptions if s.pattern.matches(name))
-            self._dispatch[name] = subs
-        return subs
+        return self._subscriptions.reaching(name)
 
     # Emitting --------------------------------------------------------------------------------
 
@@ -279,7 +273,7 @@ class EventBus:
     def _drain(self) -> None:
         self._drain_scheduled = False
         queue = self._queue
-        dispatch = self._dispatch
+        dispatch = self._subscriptions.reached
         pool = self.pool
         observer = self.observer
         budget = _DRAIN_BATCH
