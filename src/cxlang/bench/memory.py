@@ -36,7 +36,6 @@ __all__ = ["PER_BRANCH_TARGET", "in_flight_bytes", "memory"]
 K = 1000
 PER_BRANCH_TARGET = value_below(2048, "<= 2 KB")  # issue 19, at every K from 10 to 100,000
 PAYLOAD = {"prompt": "Analyse the Q3 numbers"}
-EVENT = "bench.memory.branch"
 
 # Resident memory of a fresh interpreter that imports cxlang: the current size where /proc tells
 # it, else the peak so far (ru_maxrss: KiB on Linux, bytes on macOS).
@@ -97,15 +96,14 @@ async def in_flight_bytes(k: int, rounds: int, *, sequential: bool) -> dict[str,
     """Bytes each run allocates at its peak with *k* branches in flight, by contender.
 
     cxlang and gather always; the sequential run (gate open, one branch at a time) on request.
-    Every parameter names the same event, whose one subscriber is the gated handler: with K
-    distinct events the untimed warm-up alone would take hours at K = 100,000 (see
-    :mod:`.scale`), and a branch costs the same memory either way.
+    Every parameter names an event of its own, whose one subscriber is the gated handler.
     """
     handler = _Gated()
     rt = Runtime()
-    rt.on(EVENT, handler)
     branches: Branches = [(f"p{i}", handler) for i in range(k)]
-    parameters = dict.fromkeys((name for name, _ in branches), EVENT)
+    parameters = {name: f"bench.memory.{name}" for name, _ in branches}
+    for event in parameters.values():
+        rt.on(event, handler)
     payload = dict(PAYLOAD)
 
     def increment(run: Run, *, gated: bool) -> Callable[[], Coroutine[Any, Any, float]]:
