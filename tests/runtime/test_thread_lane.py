@@ -26,7 +26,7 @@ from cxlang.runtime.context import ExecutionContext, current_context, set_contex
 from cxlang.runtime.events import Event, EventPattern
 from cxlang.runtime.handlers import Finished, HandlerKind, Subscription
 from cxlang.runtime.pool import HandlerPool
-from cxlang.runtime.threads import HandlerThread
+from cxlang.runtime.threads import HandlerThread, ThreadLane
 
 BOUND = 10.0  # a generous bound on anything that could hang
 WAIT = 5.0  # how long a handler waits for what the test expects to happen meanwhile
@@ -343,3 +343,45 @@ def test_a_loop_closed_with_handlers_queued_drops_them_quietly(
     assert not pool._lane._drainers  # type: ignore[union-attr]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     pool.shutdown()
+
+
+@pytest.mark.parametrize("stuck_on", ["waiting", "computing"])
+async def test_a_handler_queued_behind_a_stuck_one_starts_within_three_checks(
+    monkeypatch: pytest.MonkeyPatch, stuck_on: str
+) -> None:
+    # What the README promises (about 20 ms), counted in the lane's checks, not in seconds:
+    # the first check may find the drainer not yet on the slow handler, the next sees it there,
+    # the one after that at the latest finds it still there and spills.
+    checks = 0
+    spill = ThreadLane._spill
+
+    def counted(lane: ThreadLane) -> None:
+        nonlocal checks
+        checks += 1
+        spill(lane)
+
+    monkeypatch.setattr(ThreadLane, "_spill", counted)
+    release = threading.Event()
+    started_after: list[int] = []
+    async with cxlang.Runtime() as rt:
+        @rt.on("slow.one")
+        def slow(event: cxlang.Event) -> None:
+            if stuck_on == "waiting":
+                release.wait(WAIT)
+                return
+            deadline = time.monotonic() + WAIT  # busy: the process is not idle
+            while not release.is_set() and time.monotonic() < deadline:
+                pass
+
+        @rt.on("quick.one")
+        def quick(event: cxlang.Event) -> None:
+            started_after.append(checks)
+
+        try:
+            rt.emit("slow.one")
+            rt.emit("quick.one")
+            await _until(lambda: started_after, "the quick handler to start")
+        finally:
+            release.set()
+        await rt.run_until_idle()
+    assert started_after[0] <= 3
