@@ -44,8 +44,8 @@ class Event:
     ) -> None:
         self.name = name
         self.payload: dict[str, Any] = {} if payload is None else payload
-        # The id string is made when first read: most events are handled and gone before that.
-        self._id: str | int = next(_counter) if id is None else id
+        # The id is made when first read: most events are handled and gone before that.
+        self._id = id
         self.parent_id = parent_id
         self.depth = depth
         self.timestamp = time.time() if timestamp is None else timestamp
@@ -53,9 +53,22 @@ class Event:
     @property
     def id(self) -> str:
         ident = self._id
-        if isinstance(ident, int):
-            ident = self._id = f"{_ORIGIN}-{ident}"
+        if ident is None:
+            ident = self._id = new_id()
         return ident
+
+    def sibling(self, name: str) -> Event:
+        """An event called *name* made at the same moment as this one, from the same cause,
+        with the same payload: the events of one parallel call's branches. Made without
+        ``__init__`` (its keywords cost more than the rest of the event)."""
+        twin = _new_object(Event)
+        twin.name = name
+        twin.payload = self.payload
+        twin._id = None
+        twin.parent_id = self.parent_id
+        twin.depth = self.depth
+        twin.timestamp = self.timestamp
+        return twin
 
     def __repr__(self) -> str:
         return f"Event({self.name!r}, {self.payload!r}, id={self.id!r})"
@@ -92,6 +105,7 @@ def _rebuild_event(name: str, payload: dict[str, Any], kwargs: dict[str, Any]) -
     return Event(name, payload, **kwargs)
 
 
+_new_object = object.__new__
 _ORIGIN = new_origin()
 _counter = itertools.count(1)
 

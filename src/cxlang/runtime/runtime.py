@@ -200,10 +200,12 @@ class Runtime:
         handler again, each attempt with its own timeout (see :class:`Retry`); under
         ``fail_fast`` a branch fails, and stops the rest, only once its last attempt has.
         """
-        return await self.coordinator.run(
-            self.resolver.resolve(parameters), payload, timeout=timeout,
-            max_concurrency=max_concurrency, fail_fast=fail_fast, retry=retry,
-        )
+        # coordinator.run, written out: one coroutine less per call.
+        coordinator = self.coordinator
+        call = coordinator.prepare(self.resolver.resolve(parameters), payload, timeout,
+                                   max_concurrency, fail_fast, retry)
+        await call.run()
+        return call.result(coordinator.mapper)
 
     async def parallel_each(
         self,
