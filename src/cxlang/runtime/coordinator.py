@@ -427,15 +427,19 @@ class _Handlers:
         # Handlers in other processes join a parameter's own (never plain delivery's).
         remote_handlers = None if not remote or bus.transport is None else \
             bus.transport.remote_handlers
+        branches = self.branches
         units: list[_Unit] = []
         for name, event in zip(names, events, strict=True):
             subs = handlers_for(event.name)
             if remote_handlers is not None:
                 subs += remote_handlers(event.name)
             branch = _Branch(name, event, len(subs))
-            self.branches.append(branch)
-            for i, sub in enumerate(subs):
-                units.append(_Unit(self, branch, i, sub))
+            branches.append(branch)
+            if len(subs) == 1:  # most branches: no enumerate
+                units.append(_Unit(self, branch, 0, subs[0]))
+            else:
+                for i, sub in enumerate(subs):
+                    units.append(_Unit(self, branch, i, sub))
         self.units = units  # every unit, for stop()
         # Units waiting to start, the next one last: a list used as a stack, not a deque (a
         # deque's first block alone costs a small call 60 bytes a branch).
@@ -575,13 +579,23 @@ class _Handlers:
         else:
             self.running -= 1
             self.pool.release()
-        if failure is not None:
+        if failure is None:
+            # Its result, recorded here rather than in a method: this runs once per handler.
+            branch = unit._branch
+            if branch._values is None:
+                branch.value = value
+            else:
+                branch._values[unit._index] = value
+            branch._pending -= 1
+            if not branch._pending:
+                self._finish_branch(branch)
+        else:
             failure = self._retry(unit, failure)
             if failure is None:  # it runs again later: its branch has not failed
                 self._after_settle()
                 return
-        self._record(unit, value, failure)
-        # As _after_settle, written out: this runs once per handler.
+            self._record_failure(unit, failure)
+        # As _after_settle, written out, for the same reason.
         if self.queue and not self._pumping:
             self._pump()
         elif self.running == self.lingering and self._drained is not None \
@@ -649,25 +663,19 @@ class _Handlers:
             self.stop(f"cancelled because {name} raised {type(error).__name__}")
         return Failure("error", f"{name} raised {type(error).__name__}", error)
 
-    def _record(self, unit: _Unit, value: Any, failure: Failure | None) -> None:
+    def _record_failure(self, unit: _Unit, failure: Failure) -> None:
+        """*unit* ended without a result (its results are recorded in :meth:`_settle`)."""
         branch = unit._branch
-        if failure is None:
-            if branch._values is None:
-                branch.value = value
-            else:
-                branch._values[unit._index] = value
-        else:
-            if branch._values is not None:
-                branch._values[unit._index] = failure
-            if branch.failure is None:
-                branch.failure = failure
-            if failure.exception is not None and isinstance(failure.exception, Exception):
-                self._report(unit, failure.exception)
+        if branch._values is not None:
+            branch._values[unit._index] = failure
+        if branch.failure is None:
+            branch.failure = failure
+        if failure.exception is not None and isinstance(failure.exception, Exception):
+            self._report(unit, failure.exception)
         branch._pending -= 1
         if not branch._pending:
             self._finish_branch(branch)
-        if failure is not None:
-            self._failed(branch)
+        self._failed(branch)
 
     def _report(self, unit: _Unit, exc: Exception) -> None:
         raise NotImplementedError
@@ -705,7 +713,7 @@ class _Handlers:
             unit.cancelled = True
             if not unit._branch.started:
                 unit._branch.started = _monotonic()
-            self._record(unit, None, self._unstarted(unit, reason))
+            self._record_failure(unit, self._unstarted(unit, reason))
         for unit in self.units:
             unit.cancel()
 
@@ -791,7 +799,7 @@ class _ParallelCall(_Handlers):
             assert unit.timer is not None
             unit.timer.cancel()
             unit.cancelled = True
-            self._record(unit, None, self._unstarted(
+            self._record_failure(unit, self._unstarted(
                 unit, f"{reason}, while it waited to run again"))
 
     def _no_handler(self, branch: _Branch) -> None:
