@@ -6,6 +6,7 @@ import asyncio
 import math
 import os
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -175,6 +176,43 @@ async def test_fail_fast_also_drops_branches_that_never_started(rt: cxlang.Runti
     assert res.failures["f"].kind == "error"
     assert res.failures["w1"].kind == "cancelled"
     assert res.failures["w2"].kind == "cancelled"
+
+
+async def test_every_kind_of_branch_keeps_its_place_and_its_own_times(
+    rt: cxlang.Runtime,
+) -> None:
+    # A branch of one handler has no record of its own while it runs (its unit stands for it):
+    # its outcome, made when it ends, must still say when it started, and sit in its place.
+    @rt.on("one.handler")
+    async def one(event: cxlang.Event) -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    @rt.on("two.handlers")
+    async def first(event: cxlang.Event) -> int:
+        return 1
+
+    @rt.on("two.handlers")
+    async def second(event: cxlang.Event) -> int:
+        await asyncio.sleep(0)
+        return 2
+
+    @rt.on("fails.soon")
+    async def fails(event: cxlang.Event) -> int:
+        await asyncio.sleep(0.01)
+        raise ValueError("no")
+
+    before = time.monotonic()
+    res = await rt.parallel({"one": "one.handler", "two": "two.handlers", "nobody": "no.handler",
+                             "queued": "one.handler", "fails": "fails.soon"}, max_concurrency=1)
+    after = time.monotonic()
+    assert [o.name for o in res.outcomes] == ["one", "two", "nobody", "queued", "fails"]
+    assert res.results == {"one": 1, "two": [1, 2], "queued": 1}
+    assert res.failures["fails"].kind == "error"
+    for name, timing in res.timings.items():
+        assert before <= timing.started <= timing.finished <= after, name
+    # Queued behind the others under max_concurrency=1: it started after "one" had finished.
+    assert res.timings["queued"].started >= res.timings["one"].finished
 
 
 async def test_observed_concurrency_never_exceeds_the_cap(rt: cxlang.Runtime) -> None:

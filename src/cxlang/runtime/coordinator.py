@@ -39,7 +39,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from .bus import EventBus
 from .context import ExecutionContext
@@ -59,6 +59,7 @@ from .threads import HandlerThread
 __all__ = ["BranchFailed", "BranchStream", "ParallelHandlerCoordinator"]
 
 _monotonic = time.monotonic
+_new_object = object.__new__
 _current_context = _execution_context.get
 
 
@@ -164,7 +165,7 @@ class ParallelHandlerCoordinator:
                 transport.publish(event)
         delivery = _Delivery(self, loop, [e.name for e in events], events)
         await delivery.run()
-        return [branch.results() for branch in delivery.branches]
+        return [branch.results() for branch in delivery.outcomes()]
 
     async def run(
         self,
@@ -262,7 +263,8 @@ class _Branch(BranchOutcome):
 
     One object for both because one is made per branch on the hot path. A branch with several
     handlers keeps one result per handler in ``_values``; with one (most have one) the result
-    goes straight to ``value``.
+    goes straight to ``value``. A branch of one handler that runs once has none of this while
+    it runs: its :class:`_Unit` stands for it, and it is made when the unit ends.
     """
 
     __slots__ = ("_event", "_handlers", "_pending", "_values")
@@ -279,6 +281,23 @@ class _Branch(BranchOutcome):
         self._pending = handlers
         self._values: list[Any] | None = [None] * handlers if handlers > 1 else None
 
+    @staticmethod
+    def ended(unit: _Unit, value: Any, failure: Failure | None) -> _Branch:
+        """The outcome of the branch a unit stood for (see :class:`_Unit`), made when the unit
+        ended. Made without ``__init__``: this is once per branch."""
+        branch = _new_object(_Branch)
+        branch.name = unit.parameter
+        branch.value = value
+        branch.failure = failure
+        branch.started = unit._started
+        branch.finished = 0.0
+        branch.attempts = 1
+        branch._event = unit.event
+        branch._handlers = 1
+        branch._pending = 0
+        branch._values = None
+        return branch
+
     def results(self) -> list[Any]:
         """Every handler's result (or :class:`Failure`), in subscription order."""
         if self._values is not None:
@@ -290,20 +309,35 @@ class _Branch(BranchOutcome):
 
 class _Unit(ExecutionContext):
     """One handler of one branch: the execution context its handler sees, and the
-    :data:`~.handlers.Finished` its handler tells how it ended (one object per handler run)."""
+    :data:`~.handlers.Finished` its handler tells how it ended (one object per handler run).
 
-    __slots__ = ("_branch", "_call", "_future", "_index", "_lent", "_settled", "_sub",
-                 "_timed_out", "_waits")
+    A branch of one handler that runs once (no retry policy applies to it), which is most
+    branches, has no :class:`_Branch` while it runs (``_branch`` is ``None``): the unit stands
+    for it, and its outcome is made when it ends: one object fewer per branch in flight
+    (about 100 of the 1.9 KB each costs until it ends).
+    """
 
-    def __init__(self, call: _Handlers, branch: _Branch, index: int, sub: Subscription) -> None:
+    __slots__ = ("_branch", "_call", "_future", "_index", "_lent", "_settled", "_started",
+                 "_sub", "_timed_out", "_waits")
+
+    parameter: str  # never None here, unlike in a plain ExecutionContext
+    event: Event
+
+    def __init__(
+        self, call: _Handlers, branch: _Branch | None, index: int, sub: Subscription,
+        name: str, event: Event,
+    ) -> None:
         self.entity = sub.entity
         self.execution_id = call.execution_id
-        self.parameter = branch.name
-        self.event = branch._event
+        self.parameter = name
+        self.event = event
         self.cancelled = False
         self._call = call
         self._branch = branch
+        # Its place among its branch's handlers; for a unit that stands for its branch, the
+        # branch's place among the call's.
         self._index = index
+        self._started = 0.0  # when a unit that stands for its branch started
         self._sub = sub
         self._future: Running | None = None
         self._settled = False
@@ -386,7 +420,7 @@ class _Handlers:
                  "branches", "bus", "cap", "coordinator", "deadline_group", "deadlines",
                  "execution_id", "lingering", "loop", "observer", "on_outcome", "pool", "queue",
                  "round_deadline", "round_started", "running", "stop_reason", "timeout",
-                 "unfinished", "units")
+                 "unfinished", "unhandled", "units")
 
     def __init__(
         self,
@@ -398,6 +432,7 @@ class _Handlers:
         cap: int | None,
         remote: bool,
         on_outcome: Callable[[BranchOutcome], None] | None,
+        retry: Retry | None,
     ) -> None:
         bus = coordinator.bus
         self.coordinator = coordinator
@@ -411,7 +446,6 @@ class _Handlers:
         self.timeout = timeout
         self.cap = cap
         self.on_outcome = on_outcome  # told of each branch as it finishes (a stream)
-        self.branches: list[_Branch] = []
         self.unfinished = len(events)  # branches not yet finished
         self.running = 0  # units started and not settled, plus lingering threads
         self.lingering = 0  # cancelled thread handlers whose thread still runs
@@ -427,19 +461,27 @@ class _Handlers:
         # Handlers in other processes join a parameter's own (never plain delivery's).
         remote_handlers = None if not remote or bus.transport is None else \
             bus.transport.remote_handlers
-        branches = self.branches
+        # In declaration order: each branch, or the unit that stands for it until it ends.
+        branches: list[_Branch | _Unit] = []
+        unhandled: list[_Branch] = []  # branches of an event no handler is subscribed to
         units: list[_Unit] = []
         for name, event in zip(names, events, strict=True):
             subs = handlers_for(event.name)
             if remote_handlers is not None:
                 subs += remote_handlers(event.name)
-            branch = _Branch(name, event, len(subs))
-            branches.append(branch)
-            if len(subs) == 1:  # most branches: no enumerate
-                units.append(_Unit(self, branch, 0, subs[0]))
+            if len(subs) == 1 and retry is None and subs[0].retry is None:
+                unit = _Unit(self, None, len(branches), subs[0], name, event)
+                branches.append(unit)
+                units.append(unit)
             else:
+                branch = _Branch(name, event, len(subs))
+                branches.append(branch)
+                if not subs:
+                    unhandled.append(branch)
                 for i, sub in enumerate(subs):
-                    units.append(_Unit(self, branch, i, sub))
+                    units.append(_Unit(self, branch, i, sub, name, event))
+        self.branches = branches
+        self.unhandled = tuple(unhandled)  # most often the empty tuple, which costs nothing
         self.units = units  # every unit, for stop()
         # Units waiting to start, the next one last: a list used as a stack, not a deque (a
         # deque's first block alone costs a small call 60 bytes a branch).
@@ -481,11 +523,12 @@ class _Handlers:
         coordinator._in_flight.add(self)
         if self.observer is not None:
             self.observer.call_started(
-                self.execution_id, [(b.name, b._event, b._handlers) for b in self.branches],
+                self.execution_id,
+                [(b.name, b._event, b._handlers) if isinstance(b, _Branch) else
+                 (b.parameter, b.event, 1) for b in self.branches],
                 delivery=type(self) is _Delivery)
-        for branch in self.branches:
-            if not branch._pending:
-                self._no_handler(branch)
+        for branch in self.unhandled:
+            self._no_handler(branch)
         if self.unfinished:
             self._pump()
         else:
@@ -532,10 +575,12 @@ class _Handlers:
 
     def _start(self, unit: _Unit) -> None:
         branch = unit._branch
-        if not branch.started:
+        if branch is None:
+            unit._started = self.round_started
+        elif not branch.started:
             branch.started = self.round_started
         sub = unit._sub
-        event = branch._event
+        event = unit.event
         self.running += 1
         coordinator = self.coordinator
         coordinator._first_steps += 1
@@ -582,13 +627,17 @@ class _Handlers:
         if failure is None:
             # Its result, recorded here rather than in a method: this runs once per handler.
             branch = unit._branch
-            if branch._values is None:
-                branch.value = value
+            if branch is None:
+                ended = self.branches[unit._index] = _Branch.ended(unit, value, None)
+                self._finish_branch(ended)
             else:
-                branch._values[unit._index] = value
-            branch._pending -= 1
-            if not branch._pending:
-                self._finish_branch(branch)
+                if branch._values is None:
+                    branch.value = value
+                else:
+                    branch._values[unit._index] = value
+                branch._pending -= 1
+                if not branch._pending:
+                    self._finish_branch(branch)
         else:
             failure = self._retry(unit, failure)
             if failure is None:  # it runs again later: its branch has not failed
@@ -630,7 +679,7 @@ class _Handlers:
         """Why *unit* has no result: it raised *error*, or it was cancelled."""
         name = unit._sub.name
         if unit._timed_out:  # even if it swallowed the cancellation and returned a value
-            handling = f"(handling {unit._branch._event.name!r})"
+            handling = f"(handling {unit.event.name!r})"
             if lingering:
                 return Failure("timeout", f"{name} did not finish within {self.timeout:g} s "
                                f"{handling}; its thread is still running and its result will be "
@@ -666,16 +715,27 @@ class _Handlers:
     def _record_failure(self, unit: _Unit, failure: Failure) -> None:
         """*unit* ended without a result (its results are recorded in :meth:`_settle`)."""
         branch = unit._branch
-        if branch._values is not None:
-            branch._values[unit._index] = failure
-        if branch.failure is None:
-            branch.failure = failure
+        if branch is None:
+            branch = self.branches[unit._index] = _Branch.ended(unit, None, failure)
+        else:
+            if branch._values is not None:
+                branch._values[unit._index] = failure
+            if branch.failure is None:
+                branch.failure = failure
+            branch._pending -= 1
         if failure.exception is not None and isinstance(failure.exception, Exception):
             self._report(unit, failure.exception)
-        branch._pending -= 1
         if not branch._pending:
             self._finish_branch(branch)
         self._failed(branch)
+
+    def outcomes(self) -> tuple[_Branch, ...]:
+        """The branches that have finished, in declaration order: all of them, once the call
+        is over."""
+        if not self.unfinished:
+            # Every unit that stood for its branch has ended, and its outcome took its place.
+            return tuple(cast("list[_Branch]", self.branches))
+        return tuple(b for b in self.branches if isinstance(b, _Branch) and b.finished)
 
     def _report(self, unit: _Unit, exc: Exception) -> None:
         raise NotImplementedError
@@ -711,8 +771,11 @@ class _Handlers:
         while self.queue:
             unit = self.queue.pop()
             unit.cancelled = True
-            if not unit._branch.started:
-                unit._branch.started = _monotonic()
+            branch = unit._branch
+            if branch is None:
+                unit._started = _monotonic()
+            elif not branch.started:
+                branch.started = _monotonic()
             self._record_failure(unit, self._unstarted(unit, reason))
         for unit in self.units:
             unit.cancel()
@@ -756,7 +819,7 @@ class _ParallelCall(_Handlers):
         retry: Retry | None,
         on_outcome: Callable[[BranchOutcome], None] | None,
     ) -> None:
-        super().__init__(coordinator, loop, names, events, timeout, cap, True, on_outcome)
+        super().__init__(coordinator, loop, names, events, timeout, cap, True, on_outcome, retry)
         self.payload = payload
         self.fail_fast = fail_fast
         self.retry = retry
@@ -770,6 +833,7 @@ class _ParallelCall(_Handlers):
         if runs >= policy.attempts or failure.kind not in policy.on \
                 or self.stop_reason is not None or isinstance(failure.exception, LimitExceeded):
             return replace(failure, attempts=runs)
+        assert unit._branch is not None  # a branch a policy applies to has its _Branch
         again = _Retry(self, unit._branch, unit._index, unit._sub, runs + 1)
         self.units.append(again)  # for stop()
         if self.sleeping is None:
@@ -820,8 +884,7 @@ class _ParallelCall(_Handlers):
             self.stop(f"cancelled because {branch.name!r} failed and the call is fail-fast")
 
     def result(self, mapper: PayloadPropertyMapper) -> ParallelExecutionResult:
-        outcomes = tuple(self.branches) if not self.unfinished else \
-            tuple(b for b in self.branches if b.finished)
+        outcomes = self.outcomes()
         return ParallelExecutionResult(
             self.execution_id, mapper.consolidate(self.payload, outcomes), outcomes
         )
@@ -835,13 +898,15 @@ class _Retry(_Unit):
     def __init__(
         self, call: _Handlers, branch: _Branch, index: int, sub: Subscription, attempt: int
     ) -> None:
-        super().__init__(call, branch, index, sub)
+        super().__init__(call, branch, index, sub, branch.name, branch._event)
         self.attempt = attempt
         self.timer: asyncio.TimerHandle | None = None  # while it waits to start
 
     def __call__(self, value: Any, error: BaseException | None) -> None:
-        if not self._settled and self.attempt > self._branch.attempts:
-            self._branch.attempts = self.attempt  # it ran, however it ended
+        branch = self._branch
+        assert branch is not None  # a branch run again has its _Branch
+        if not self._settled and self.attempt > branch.attempts:
+            branch.attempts = self.attempt  # it ran, however it ended
         super().__call__(value, error)
 
 
@@ -857,13 +922,13 @@ class _Delivery(_Handlers):
         names: Iterable[str],
         events: list[Event],
     ) -> None:
-        super().__init__(coordinator, loop, names, events, math.inf, None, False, None)
+        super().__init__(coordinator, loop, names, events, math.inf, None, False, None, None)
 
     def _no_handler(self, branch: _Branch) -> None:
         self._finish_branch(branch)  # an event nobody handles is fine
 
     def _report(self, unit: _Unit, exc: Exception) -> None:
-        self.bus.report_failure(unit._branch._event, unit._sub, exc)
+        self.bus.report_failure(unit.event, unit._sub, exc)
 
 
 class BranchStream:
