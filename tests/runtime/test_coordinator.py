@@ -215,6 +215,39 @@ async def test_every_kind_of_branch_keeps_its_place_and_its_own_times(
     assert res.timings["queued"].started >= res.timings["one"].finished
 
 
+async def test_the_events_of_a_nested_call_are_caused_by_the_handler_that_made_it(
+    rt: cxlang.Runtime,
+) -> None:
+    # All but the first of a call's events are made as siblings of the first one: each must
+    # still name the handler's event as its cause, one hop deeper, with an id of its own.
+    seen: dict[str, cxlang.Event] = {}
+
+    @rt.on("inner.first")
+    async def inner(event: cxlang.Event) -> int:
+        seen[event.name] = event
+        return 1
+
+    rt.on("inner.other", inner)
+    rt.on("inner.third", inner)
+
+    @rt.on("outer.call")
+    async def outer(event: cxlang.Event) -> dict[str, Any]:
+        seen["outer"] = event
+        res = await rt.parallel({"a": "inner.first", "b": "inner.other", "c": "inner.third"},
+                                {"k": 1})
+        return res.payload
+
+    res = await rt.parallel({"outer": "outer.call"})
+    assert res.payload["outer"] == {"k": 1, "a": 1, "b": 1, "c": 1}
+    cause = seen["outer"]
+    branches = [seen[name] for name in ("inner.first", "inner.other", "inner.third")]
+    for event in branches:
+        assert event.parent_id == cause.id
+        assert event.depth == cause.depth + 1
+        assert event.payload == {"k": 1}
+    assert len({event.id for event in branches} | {cause.id}) == 4
+
+
 async def test_observed_concurrency_never_exceeds_the_cap(rt: cxlang.Runtime) -> None:
     running = 0
     peak = 0
