@@ -148,7 +148,8 @@ class EventBus:
 
     def handlers_for(self, name: str) -> tuple[Subscription, ...]:
         """The subscriptions an event called *name* reaches, in subscription order (cached)."""
-        return self._subscriptions.reaching(name)
+        subs = self._subscriptions.reached.get(name)  # the usual case, without a call more
+        return subs if subs is not None else self._subscriptions.reaching(name)
 
     # Emitting --------------------------------------------------------------------------------
 
