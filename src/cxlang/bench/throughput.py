@@ -12,7 +12,7 @@ thread lane (:mod:`cxlang.runtime.threads`), whose target is a quarter of the ba
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from time import perf_counter
 from typing import Any
 
@@ -36,6 +36,7 @@ PAYLOAD = {"n": 1}
 QUEUE = "asyncio.Queue loop"
 
 PlainHandler = Callable[[object], int]
+Queue = asyncio.Queue[dict[str, int] | None]
 
 
 def return_at_once_plain(_: object) -> int:
@@ -105,34 +106,33 @@ async def bus_rate(handler: Callable[[Any], Any], inline: bool, events: int) -> 
 
 async def queue_rate(handler: AsyncHandler, events: int) -> float:
     """Events/s of the same burst through a bare ``asyncio.Queue`` and one consumer task."""
-    queue: asyncio.Queue[dict[str, int] | None] = asyncio.Queue()
 
-    async def consume() -> None:
+    async def consume(queue: Queue) -> None:
         get = queue.get
         while (item := await get()) is not None:
             await handler(item)
 
-    start = perf_counter()
-    consumer = asyncio.create_task(consume())
-    put = queue.put_nowait
-    for _ in range(events):
-        put(PAYLOAD)
-    put(None)  # tells the consumer to stop
-    await consumer
-    return events / (perf_counter() - start)
+    return await _queue_burst(consume, events)
 
 
 async def plain_queue_rate(handler: PlainHandler, events: int) -> float:
     """:func:`queue_rate` for a plain function, which the consumer calls on the loop."""
-    queue: asyncio.Queue[dict[str, int] | None] = asyncio.Queue()
 
-    async def consume() -> None:
+    async def consume(queue: Queue) -> None:
         get = queue.get
         while (item := await get()) is not None:
             handler(item)
 
+    return await _queue_burst(consume, events)
+
+
+async def _queue_burst(
+    consume: Callable[[Queue], Coroutine[Any, Any, None]], events: int
+) -> float:
+    """Events/s of *events* put on a queue at once and taken off by *consume* in a task."""
+    queue: Queue = asyncio.Queue()
     start = perf_counter()
-    consumer = asyncio.create_task(consume())
+    consumer = asyncio.create_task(consume(queue))
     put = queue.put_nowait
     for _ in range(events):
         put(PAYLOAD)
