@@ -550,3 +550,29 @@ async def test_spans_of_handlers_cancelled_before_they_ran_end() -> None:
                           fail_fast=True)
     handler_spans = {s.id for s in opened if s.kind == "handler"}
     assert handler_spans <= {s.id for s in ended}
+
+
+async def test_a_thread_handler_timed_out_in_the_queue_says_so_not_that_threads_were_busy() -> (
+    None
+):
+    # Threads to spare, but a timeout shorter than the lane's first check: the handler was
+    # still queued behind the blocked one on the same thread.
+    release = threading.Event()
+    async with cxlang.Runtime(max_threads=8) as rt:
+        @rt.on("block.one")
+        def block(event: cxlang.Event) -> None:
+            release.wait(5)
+
+        @rt.on("quick.one")
+        def quick(event: cxlang.Event) -> int:
+            return 1
+
+        try:
+            res = await asyncio.wait_for(
+                rt.parallel({"a": "block.one", "b": "quick.one"}, timeout=0.002), BOUND)
+            message = res.failures["b"].message
+            assert "did not start within 0.002 s" in message
+            assert "queued behind other handlers on a thread" in message
+            assert "max_threads" not in message
+        finally:
+            release.set()

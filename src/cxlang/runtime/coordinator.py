@@ -686,8 +686,7 @@ class _Handlers:
                                "dropped")
             if type(future) is HandlerThread:
                 return Failure("timeout", f"{name} did not start within {self.timeout:g} s "
-                               f"{handling}: every one of the {self.pool.max_threads} handler "
-                               "threads (max_threads) was busy")
+                               f"{handling}: {future.why_not_started()}")
             return Failure("timeout", f"{name} did not finish within {self.timeout:g} s "
                            f"{handling} and was cancelled{unit.waited()}")
         if unit.cancelled and not isinstance(error, Exception):

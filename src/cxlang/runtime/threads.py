@@ -108,6 +108,17 @@ class HandlerThread:
             self._reported = True
         self._finished(None, asyncio.CancelledError())
 
+    def why_not_started(self) -> str:
+        """Why a handler cancelled before its thread started had not started, for its
+        timeout's message: all the threads were busy, or it was still queued behind others
+        on one (a timeout shorter than the lane's checks leaves it no time to spill)."""
+        if self._lane.full:
+            return (f"every one of the {self._lane.max_threads} handler threads (max_threads) "
+                    "was busy")
+        return (f"it was queued behind other handlers on a thread, and a thread of its own "
+                f"comes only after {SPILL_AFTER * 1000:g} ms to {2 * SPILL_AFTER * 1000:g} ms "
+                "of waiting")
+
     def when_ended(self, callback: Callable[[], None]) -> None:
         """Call *callback* on the loop when a cancelled handler's thread really ends (at once
         if it already has)."""
@@ -140,7 +151,7 @@ class ThreadLane:
         self.loop = asyncio.get_running_loop()
         self.lock = threading.Lock()
         self._executor = executor
-        self._max_threads = max_threads
+        self.max_threads = max_threads
         self._arriving: list[HandlerThread] = []  # queued in this turn of the loop
         self._hand_over_due = False
         self._waiting: deque[HandlerThread] = deque()  # handed over to the drainers
@@ -150,6 +161,11 @@ class ThreadLane:
         self._check: asyncio.TimerHandle | None = None
         self._checked_at = self._cpu_at = 0.0  # the clocks at the previous check
         self._closed = False
+
+    @property
+    def full(self) -> bool:
+        """Every thread the pool allows runs handlers of this lane."""
+        return len(self._drainers) >= self.max_threads
 
     def run(
         self,
@@ -292,7 +308,7 @@ class ThreadLane:
                     stuck = False
                 drainer.seen = drainer.taken
             if stuck or idle:
-                room = self._max_threads - len(self._drainers)
+                room = self.max_threads - len(self._drainers)
                 starting = [_Drainer() for _ in range(min(room, len(self._waiting)))]
                 self._drainers.extend(starting)
         for drainer in starting:
