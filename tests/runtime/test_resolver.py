@@ -8,6 +8,8 @@ import pytest
 
 import cxlang
 from cxlang.runtime import HandlerParameterResolver
+from cxlang.runtime import resolver as resolver_module
+from cxlang.runtime.events import EventPattern
 
 
 async def test_errors_is_refused_as_a_parameter_name(rt: cxlang.Runtime) -> None:
@@ -33,3 +35,26 @@ def test_other_things_that_are_no_parameters_say_what_is_expected(spec: object) 
     with pytest.raises(cxlang.HandlerParameterError,
                        match=re.escape('like {"result": "a.b"}; got ' + repr(spec))):
         HandlerParameterResolver().resolve(spec)  # type: ignore[arg-type]
+
+
+def test_a_call_larger_than_the_check_cache_is_checked_in_full_only_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The cache of names seen valid grows with the largest call: a call of 12,000 parameters
+    # (more than the 10,000 it starts with) is not checked name by name on every call.
+    made: list[str] = []
+
+    class CountingPattern(EventPattern):
+        def __init__(self, text: str) -> None:
+            made.append(text)
+            super().__init__(text)
+
+    monkeypatch.setattr(resolver_module, "EventPattern", CountingPattern)
+    spec = {f"p{i}": f"cache.size.e{i}" for i in range(12_000)}
+    resolver = HandlerParameterResolver()
+    first = resolver.resolve(spec)
+    checked_first = len(made)
+    again = resolver.resolve(spec)
+    assert list(again.items()) == list(first.items()) == list(spec.items())
+    assert checked_first == 12_000
+    assert len(made) == checked_first  # the second call met every name in the cache

@@ -87,6 +87,8 @@ class HandlerParameterResolver:
                 'parameters must map names to event names, like {"result": "a.b"}; got ' + what
             )
         items = spec.items() if isinstance(spec, Mapping) else spec
+        if isinstance(spec, Mapping):
+            _make_room(len(spec))
         pairs: list[tuple[str, str]] = []
         seen: set[str] = set()
         for item in items:
@@ -121,7 +123,7 @@ def _check(name: str, event: str, seen: set[str]) -> None:
             "name in the consolidated payload, so names must be unique"
         )
     seen.add(name)
-    if type(name) is str and len(_checked_names) < _CHECKED_MAX:
+    if type(name) is str and len(_checked_names) < _room:
         _checked_names.add(name)
     if event in _checked_events:
         return
@@ -136,11 +138,19 @@ def _check(name: str, event: str, seen: set[str]) -> None:
             f"handler parameter {name!r} names the pattern {event!r}; a parameter names one "
             "event, wildcards belong in subscriptions"
         )
-    if type(event) is str and len(_checked_events) < _CHECKED_MAX:
+    if type(event) is str and len(_checked_events) < _room:
         _checked_events.add(event)
 
 
-# Parameter and event names seen valid before: the same few are checked on every call.
+# Parameter and event names seen valid before: the same few are checked on every call. Each set
+# holds at most 10,000 names, or twice as many as the largest call has: a call of 100,000
+# parameters is checked in full once, not on every call, and a program that makes new names
+# forever does not grow the sets beyond what its own calls hold.
 _checked_names: set[str] = set()
 _checked_events: set[str] = set()
-_CHECKED_MAX = 10_000
+_room = 10_000
+
+
+def _make_room(parameters: int) -> None:
+    global _room
+    _room = max(_room, 2 * parameters)
