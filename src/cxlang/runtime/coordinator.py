@@ -129,9 +129,12 @@ class ParallelHandlerCoordinator:
         on_outcome: Callable[[BranchOutcome], None] | None = None,
         payloads: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> _ParallelCall:
-        """A call of :meth:`run`, ready to start: ``await call.run()``, then
-        ``call.result(mapper)``. What :meth:`run` does, for a caller that would rather not
-        add a coroutine of its own to every call (``Runtime.parallel``)."""
+        """A parallel call, ready to start: ``await call.run()`` runs every parameter's
+        handlers at once over *payload* (see the module docstring), then
+        ``call.result(mapper)`` is the consolidated result. *timeout* is per handler, in seconds
+        (``None``: the coordinator's default; ``math.inf``: none); with *retry*, per attempt.
+        Given as a call rather than run in a coroutine of its own, so that ``Runtime.parallel``
+        adds no coroutine to every call."""
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         limit = self.default_timeout if timeout is None else _check_timeout(timeout)
@@ -167,25 +170,6 @@ class ParallelHandlerCoordinator:
         await delivery.run()
         return [branch.results() for branch in delivery.outcomes()]
 
-    async def run(
-        self,
-        parameters: HandlerParameters,
-        payload: Mapping[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        max_concurrency: int | None = None,
-        fail_fast: bool = False,
-        retry: Retry | None = None,
-    ) -> ParallelExecutionResult:
-        """Run every parameter's handlers at once over *payload*; see the module docstring.
-
-        *timeout* is per handler, in seconds (``None``: the coordinator's default; ``math.inf``:
-        none); with *retry*, per attempt.
-        """
-        call = self.prepare(parameters, payload, timeout, max_concurrency, fail_fast, retry)
-        await call.run()
-        return call.result(self.mapper)
-
     async def run_each(
         self,
         branches: Mapping[str, tuple[str, Mapping[str, Any]]],
@@ -195,8 +179,8 @@ class ParallelHandlerCoordinator:
         fail_fast: bool = False,
         retry: Retry | None = None,
     ) -> ParallelExecutionResult:
-        """Like :meth:`run`, but each branch ``name: (event, payload)`` has a payload of its
-        own; the consolidated payload holds only the results."""
+        """A call of :meth:`prepare`, run to its end, where each branch ``name: (event,
+        payload)`` has a payload of its own; the consolidated payload holds only the results."""
         parameters = HandlerParameters({name: event for name, (event, _) in branches.items()})
         payloads = {name: payload for name, (_, payload) in branches.items()}
         call = self.prepare(parameters, None, timeout, max_concurrency, fail_fast, retry,
@@ -214,7 +198,7 @@ class ParallelHandlerCoordinator:
         fail_fast: bool = False,
         retry: Retry | None = None,
     ) -> BranchStream:
-        """Like :meth:`run`, but yields ``(name, outcome)`` as each branch finishes."""
+        """A call of :meth:`prepare` that yields ``(name, outcome)`` as each branch finishes."""
         return BranchStream(self.mapper, lambda push: self.prepare(
             parameters, payload, timeout, max_concurrency, fail_fast, retry, push))
 
@@ -935,7 +919,8 @@ class BranchStream:
 
     Branches start on the first iteration. Leaving the loop early does not stop them; close the
     stream (``async with`` or ``aclose()``) to cancel what is still running. After the last
-    branch, :attr:`result` holds the consolidated result, exactly as :meth:`run` gives it.
+    branch, :attr:`result` holds the consolidated result, exactly as ``Runtime.parallel``
+    gives it.
     """
 
     def __init__(

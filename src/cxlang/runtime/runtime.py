@@ -200,7 +200,7 @@ class Runtime:
         handler again, each attempt with its own timeout (see :class:`Retry`); under
         ``fail_fast`` a branch fails, and stops the rest, only once its last attempt has.
         """
-        # coordinator.run, written out: one coroutine less per call.
+        # The call run here, not in a coroutine of the coordinator's: one coroutine less a call.
         coordinator = self.coordinator
         call = coordinator.prepare(self.resolver.resolve(parameters), payload, timeout,
                                    max_concurrency, fail_fast, retry)
