@@ -15,7 +15,7 @@ import asyncio
 import concurrent.futures
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .context import ExecutionContext
@@ -145,6 +145,12 @@ class EventBus:
     def subscriptions(self) -> tuple[Subscription, ...]:
         """Every subscription, in subscription order."""
         return tuple(self._subscriptions)
+
+    @property
+    def reached(self) -> Mapping[str, tuple[Subscription, ...]]:
+        """What :meth:`handlers_for` gave for each name asked before, as long as the
+        subscriptions stay as they are: looked up without a call more, on hot paths."""
+        return self._subscriptions.reached
 
     def handlers_for(self, name: str) -> tuple[Subscription, ...]:
         """The subscriptions an event called *name* reaches, in subscription order (cached)."""

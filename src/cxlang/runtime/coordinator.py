@@ -45,9 +45,17 @@ from .bus import EventBus
 from .context import ExecutionContext
 from .context import _current as _execution_context
 from .deadlines import Deadlines, Expiring
+from .eager import tasks_start_later
 from .errors import RuntimeClosed
 from .events import Event, ReadOnlyPayload, new_id
-from .handlers import Running, Subscription, cancel_handler, start_handler
+from .handlers import (
+    HandlerKind,
+    Running,
+    Subscription,
+    cancel_handler,
+    run_and_report,
+    start_handler,
+)
 from .limits import LimitExceeded
 from .mapper import PayloadPropertyMapper
 from .outcomes import BranchOutcome, Failure, ParallelExecutionResult
@@ -59,6 +67,8 @@ from .threads import HandlerThread
 __all__ = ["BranchFailed", "BranchStream", "ParallelHandlerCoordinator"]
 
 _monotonic = time.monotonic
+_Task = asyncio.Task
+_TASK = HandlerKind.TASK
 _new_object = object.__new__
 _current_context = _execution_context.get
 
@@ -442,6 +452,7 @@ class _Handlers:
         self._waiter: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
         handlers_for = bus.handlers_for
+        reached = bus.reached  # the names seen before: their handlers without a call more
         # Handlers in other processes join a parameter's own (never plain delivery's).
         remote_handlers = None if not remote or bus.transport is None else \
             bus.transport.remote_handlers
@@ -450,7 +461,9 @@ class _Handlers:
         unhandled: list[_Branch] = []  # branches of an event no handler is subscribed to
         units: list[_Unit] = []
         for name, event in zip(names, events, strict=True):
-            subs = handlers_for(event.name)
+            subs = reached.get(event.name)
+            if subs is None:
+                subs = handlers_for(event.name)
             if remote_handlers is not None:
                 subs += remote_handlers(event.name)
             if len(subs) == 1 and retry is None and subs[0].retry is None:
@@ -521,7 +534,9 @@ class _Handlers:
     def _no_handler(self, branch: _Branch) -> None:
         raise NotImplementedError
 
-    def _pump(self) -> None:
+    def _pump(self, slot_in_hand: bool = False) -> None:
+        """Start queued units while the call's cap and the pool's budget allow; *slot_in_hand*:
+        the first one's budget slot is already taken (handed over by the pool)."""
         if self._pumping:
             return  # a unit finished inside _start: the loop below picks up where it is
         self._pumping = True
@@ -530,13 +545,36 @@ class _Handlers:
             pool = self.pool
             if queue:
                 self._new_round()
+            started = self.round_started
+            deadlines = self.deadline_group
+            deadline = self.round_deadline
+            # On 3.11 an async def handler's task is made right here, without the two calls of
+            # start_handler: nothing of it runs before the loop's next turn (tasks_start_later).
+            loop = self.loop
+            tasks_here = self.observer is None and tasks_start_later(loop)
             while queue and (self.cap is None or self.running < self.cap):
-                if not pool.try_acquire():
+                if slot_in_hand:
+                    slot_in_hand = False
+                elif not pool.try_acquire():
                     if not self._granted_pending:
                         self._granted_pending = True
                         pool.wait_for_slot(self._slot_granted)
                     break
-                self._start(queue.pop())
+                unit = queue.pop()
+                self.running += 1
+                branch = unit._branch
+                if branch is None:
+                    unit._started = started
+                elif not branch.started:
+                    branch.started = started
+                sub = unit._sub
+                if tasks_here and sub.kind is _TASK:
+                    unit._future = _Task(run_and_report(sub.callback, unit.event, unit, unit),
+                                         loop=loop)
+                elif not self._start(unit):
+                    continue
+                if deadlines is not None:
+                    deadlines[unit] = deadline
         finally:
             self._pumping = False
 
@@ -551,41 +589,33 @@ class _Handlers:
     def _slot_granted(self) -> None:
         self._granted_pending = False
         if self.queue and (self.cap is None or self.running < self.cap):
-            self._new_round()
-            self._start(self.queue.pop())
-            self._pump()
+            self._pump(slot_in_hand=True)
         else:
             self.pool.release()
 
-    def _start(self, unit: _Unit) -> None:
-        branch = unit._branch
-        if branch is None:
-            unit._started = self.round_started
-        elif not branch.started:
-            branch.started = self.round_started
-        sub = unit._sub
-        event = unit.event
-        self.running += 1
+    def _start(self, unit: _Unit) -> bool:
+        """Start *unit*'s handler, counted as running; whether it is still running (it may
+        have ended, or failed, in its first step)."""
         coordinator = self.coordinator
         coordinator._first_steps += 1
         try:
-            future = start_handler(sub, event, unit, self.pool, unit) \
+            future = start_handler(unit._sub, unit.event, unit, self.pool, unit) \
                 if self.observer is None \
-                else self.observer.start_handler(sub, event, unit, self.pool, unit)
+                else self.observer.start_handler(unit._sub, unit.event, unit, self.pool, unit)
         except BaseException as exc:  # it failed at once, CancelledError included
             unit._settled = True
             self._settle(unit, None, exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise  # as asyncio does: they stop the loop
-            return
+            return False
         finally:
             coordinator._first_steps -= 1
-        if future is not None and not unit._settled:
-            unit._future = future
-            if self.deadline_group is not None:
-                self.deadline_group[unit] = self.round_deadline
-            if unit.cancelled:  # the call was stopped while the handler took its first step
-                cancel_handler(future, unit)
+        if future is None or unit._settled:
+            return False
+        unit._future = future
+        if unit.cancelled:  # the call was stopped while the handler took its first step
+            cancel_handler(future, unit)  # which may settle it at once (a thread not started)
+        return not unit._settled
 
     # Finishing -------------------------------------------------------------------------------
 

@@ -27,11 +27,12 @@ from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context
 from typing import Any
 
-__all__ = ["continue_in_task", "start_in_task"]
+__all__ = ["continue_in_task", "start_in_task", "tasks_start_later"]
 
 _Task = asyncio.Task
 _get_running_loop = asyncio.get_running_loop
 _CancelledError = asyncio.CancelledError
+_EAGER_TASKS = sys.version_info >= (3, 12)  # asyncio.Task(..., eager_start=True)
 
 AnyCoroutine = Coroutine[Any, Any, Any]
 Report = Callable[[Any, "BaseException | None"], None]
@@ -48,6 +49,17 @@ def start_in_task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
     if sys.version_info >= (3, 12):
         return _Task(coro, loop=loop, eager_start=True)
     return _Task(coro, loop=loop)  # what loop.create_task does, minus two checks and a frame
+
+
+def tasks_start_later(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether :func:`start_in_task` on *loop* gives a plain ``asyncio.Task`` whose first step
+    comes on a later turn of the loop (Python 3.11, no task factory).
+
+    Then nothing of the coroutine runs, ends or fails before the task is made, and a caller
+    starting many handlers at once may make their tasks itself, ``asyncio.Task(coro,
+    loop=loop)``, without two calls a handler.
+    """
+    return not _EAGER_TASKS and loop.get_task_factory() is None
 
 
 def continue_in_task(

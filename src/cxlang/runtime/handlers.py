@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .retry import Retry
 
 __all__ = ["Finished", "Handler", "HandlerKind", "Running", "Subscription", "cancel_handler",
-           "classify", "start_handler"]
+           "classify", "run_and_report", "start_handler"]
 
 Finished = Callable[[Any, "BaseException | None"], None]
 """Told exactly once how a handler ended: ``(value, None)``, or ``(None, exception)``, where a
@@ -148,7 +148,7 @@ def start_handler(
             return None
         return continue_in_task(coro, step, finished, ctx)
     if kind is _TASK:
-        task = start_in_task(_run_and_report(sub.callback, event, context, finished))
+        task = start_in_task(run_and_report(sub.callback, event, context, finished))
         return None if task.done() else task  # an eager task (3.12+) that finished at once
     if kind is _INLINE:
         value = copy_context().run(_call, sub.callback, event, context)
@@ -163,7 +163,7 @@ def start_handler(
     return future
 
 
-async def _run_and_report(
+async def run_and_report(
     fn: Handler, event: Event, context: ExecutionContext, finished: Finished
 ) -> None:
     """A task's whole life: run the handler with *context* installed, report how it ended.
