@@ -284,8 +284,7 @@ class _Branch(BranchOutcome):
         branch.value = value
         branch.failure = failure
         branch.started = unit._started
-        branch.finished = 0.0
-        branch.attempts = 1
+        branch.attempts = 1  # and finished, set as it is finished
         branch._event = unit.event
         branch._handlers = 1
         branch._pending = 0
@@ -343,9 +342,55 @@ class _Unit(ExecutionContext):
     __hash__ = object.__hash__
 
     def __call__(self, value: Any, error: BaseException | None) -> None:
-        if not self._settled:  # after a cancel a second report can come; the first one counts
-            self._settled = True
-            self._call._settle(self, value, error)
+        """How its handler ended, settled in its call: its slot given back, its result or its
+        failure recorded, the next unit started. Written here rather than in a method of the
+        call's, which it would only call: this runs once per handler."""
+        if self._settled:
+            return  # after a cancel a second report can come; the first one counts
+        self._settled = True
+        call = self._call
+        future = self._future
+        lingering: HandlerThread | None = None
+        if future is not None:
+            self._future = None
+            if type(future) is HandlerThread and future.running:
+                lingering = future
+        if error is None and not self.cancelled:
+            failure = None
+        else:
+            failure = call._failure(self, error, future, lingering is not None)
+        if lingering is not None:
+            call.lingering += 1  # it keeps its slot and its place under the cap until it ends
+            lingering.when_ended(self._thread_ended)
+        else:
+            call.running -= 1
+            call.pool.release()
+        if failure is None:
+            # Its result, recorded here rather than in a method, for the same reason.
+            branch = self._branch
+            if branch is None:
+                ended = call.branches[self._index] = _Branch.ended(self, value, None)
+                call._finish_branch(ended)
+            else:
+                if branch._values is None:
+                    branch.value = value
+                else:
+                    branch._values[self._index] = value
+                branch._pending -= 1
+                if not branch._pending:
+                    call._finish_branch(branch)
+        else:
+            failure = call._retry(self, failure)
+            if failure is None:  # it runs again later: its branch has not failed
+                call._after_settle()
+                return
+            call._record_failure(self, failure)
+        # As call._after_settle(), written out, for the same reason.
+        if call.queue and not call._pumping:
+            call._pump()
+        elif call.running == call.lingering and call._drained is not None \
+                and not call._drained.done():
+            call._drained.set_result(None)
 
     def note_wait(self, what: str, seconds: float) -> None:
         if self._waits is None:
@@ -411,9 +456,9 @@ class _Handlers:
     and waited for: the part that plain delivery and a parallel call share."""
 
     __slots__ = ("_drained", "_granted_pending", "_pumping", "_waiter", "base_error",
-                 "branches", "bus", "cap", "coordinator", "deadline_group", "deadlines",
+                 "branches", "bus", "cap", "coordinator", "deadlines",
                  "execution_id", "lingering", "loop", "observer", "on_outcome", "pool", "queue",
-                 "round_deadline", "round_started", "running", "stop_reason", "timeout",
+                 "round_started", "rounds", "running", "stop_reason", "timeout",
                  "unfinished", "unhandled", "units")
 
     def __init__(
@@ -435,7 +480,7 @@ class _Handlers:
         self.observer = bus.observer
         self.loop = loop
         self.deadlines = coordinator.deadlines
-        self.deadline_group: dict[Expiring, float] | None = None  # set for each round
+        self.rounds: list[_Round] = []  # the units started together, with their deadline
         self.execution_id = new_id()
         self.timeout = timeout
         self.cap = cap
@@ -448,7 +493,6 @@ class _Handlers:
         self._pumping = False
         self._granted_pending = False
         self.round_started = 0.0
-        self.round_deadline = 0.0
         self._waiter: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
         handlers_for = bus.handlers_for
@@ -460,14 +504,14 @@ class _Handlers:
         branches: list[_Branch | _Unit] = []
         unhandled: list[_Branch] = []  # branches of an event no handler is subscribed to
         units: list[_Unit] = []
-        for name, event in zip(names, events, strict=True):
+        for index, (name, event) in enumerate(zip(names, events, strict=True)):
             subs = reached.get(event.name)
             if subs is None:
                 subs = handlers_for(event.name)
             if remote_handlers is not None:
                 subs += remote_handlers(event.name)
             if len(subs) == 1 and retry is None and subs[0].retry is None:
-                unit = _Unit(self, None, len(branches), subs[0], name, event)
+                unit = _Unit(self, None, index, subs[0], name, event)
                 branches.append(unit)
                 units.append(unit)
             else:
@@ -543,11 +587,14 @@ class _Handlers:
         try:
             queue = self.queue
             pool = self.pool
+            # Units started together share one start time and one deadline, kept once a round
+            # rather than once a unit (it shows in the memory of a thousand-branch call).
+            timed: list[_Unit] | None = None
             if queue:
-                self._new_round()
+                self.round_started = _monotonic()
+                if self.timeout != math.inf:
+                    timed = self._new_round().units
             started = self.round_started
-            deadlines = self.deadline_group
-            deadline = self.round_deadline
             # On 3.11 an async def handler's task is made right here, without the two calls of
             # start_handler: nothing of it runs before the loop's next turn (tasks_start_later).
             loop = self.loop
@@ -573,18 +620,17 @@ class _Handlers:
                                          loop=loop)
                 elif not self._start(unit):
                     continue
-                if deadlines is not None:
-                    deadlines[unit] = deadline
+                if timed is not None:
+                    timed.append(unit)
         finally:
             self._pumping = False
 
-    def _new_round(self) -> None:
-        # Units started together share one start time and one deadline: two floats per round,
-        # not per unit (it shows in the memory of a thousand-branch call).
-        self.round_started = _monotonic()
-        if self.timeout != math.inf:
-            self.round_deadline = self.loop.time() + self.timeout
-            self.deadline_group = self.deadlines.group(self.timeout, self.round_deadline)
+    def _new_round(self) -> _Round:
+        deadline = self.loop.time() + self.timeout
+        started = _Round(self.deadlines.group(self.timeout, deadline))
+        started.deadlines[started] = deadline
+        self.rounds.append(started)
+        return started
 
     def _slot_granted(self) -> None:
         self._granted_pending = False
@@ -603,8 +649,7 @@ class _Handlers:
                 if self.observer is None \
                 else self.observer.start_handler(unit._sub, unit.event, unit, self.pool, unit)
         except BaseException as exc:  # it failed at once, CancelledError included
-            unit._settled = True
-            self._settle(unit, None, exc)
+            unit(None, exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise  # as asyncio does: they stop the loop
             return False
@@ -618,52 +663,6 @@ class _Handlers:
         return not unit._settled
 
     # Finishing -------------------------------------------------------------------------------
-
-    def _settle(self, unit: _Unit, value: Any, error: BaseException | None) -> None:
-        future = unit._future
-        lingering: HandlerThread | None = None
-        if future is not None:
-            unit._future = None
-            if self.deadline_group is not None:
-                self.deadline_group.pop(unit, None)
-            if type(future) is HandlerThread and future.running:
-                lingering = future
-        if error is None and not unit.cancelled:
-            failure = None
-        else:
-            failure = self._failure(unit, error, future, lingering is not None)
-        if lingering is not None:
-            self.lingering += 1  # it keeps its slot and its place under the cap until it ends
-            lingering.when_ended(unit._thread_ended)
-        else:
-            self.running -= 1
-            self.pool.release()
-        if failure is None:
-            # Its result, recorded here rather than in a method: this runs once per handler.
-            branch = unit._branch
-            if branch is None:
-                ended = self.branches[unit._index] = _Branch.ended(unit, value, None)
-                self._finish_branch(ended)
-            else:
-                if branch._values is None:
-                    branch.value = value
-                else:
-                    branch._values[unit._index] = value
-                branch._pending -= 1
-                if not branch._pending:
-                    self._finish_branch(branch)
-        else:
-            failure = self._retry(unit, failure)
-            if failure is None:  # it runs again later: its branch has not failed
-                self._after_settle()
-                return
-            self._record_failure(unit, failure)
-        # As _after_settle, written out, for the same reason.
-        if self.queue and not self._pumping:
-            self._pump()
-        elif self.running == self.lingering and self._drained is not None \
-                and not self._drained.done():
-            self._drained.set_result(None)
 
     def _lingering_ended(self) -> None:
         self.lingering -= 1
@@ -726,7 +725,7 @@ class _Handlers:
         return Failure("error", f"{name} raised {type(error).__name__}", error)
 
     def _record_failure(self, unit: _Unit, failure: Failure) -> None:
-        """*unit* ended without a result (its results are recorded in :meth:`_settle`)."""
+        """*unit* ended without a result (results are recorded by :meth:`_Unit.__call__`)."""
         branch = unit._branch
         if branch is None:
             branch = self.branches[unit._index] = _Branch.ended(unit, None, failure)
@@ -773,6 +772,9 @@ class _Handlers:
             # is freed when its caller lets go, not by the cyclic garbage collector: at a
             # hundred branches a call, collecting them cost as much as running them.
             self.units = []
+            for started in self.rounds:
+                started.deadlines.pop(started, None)
+            self.rounds = []
             self.coordinator._in_flight.discard(self)
             if self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(None)
@@ -801,7 +803,7 @@ class _Handlers:
         cancelled = False
         while self.running > self.lingering:
             # Callers may drain at once (the call's own wait() when cancelled, and
-            # Runtime.aclose()): they share one future, for _settle resolves only the latest,
+            # Runtime.aclose()): they share one future, for a unit's end resolves only the latest,
             # and a shield, so that one cancelled waiter does not cancel it under the others.
             drained = self._drained
             if drained is None or drained.done():
@@ -812,6 +814,24 @@ class _Handlers:
                 cancelled = True  # keep waiting; the cancellation goes on once they have ended
         if cancelled:
             raise asyncio.CancelledError
+
+
+class _Round:
+    """The units a call started together, which share one deadline: told when it passes, it
+    expires those still running. One entry in the coordinator's :class:`~.deadlines.Deadlines`
+    a round, not one a unit: a unit that ends in time (the usual case) costs no entry to add
+    and none to remove."""
+
+    __slots__ = ("deadlines", "units")
+
+    def __init__(self, deadlines: dict[Expiring, float]) -> None:
+        self.deadlines = deadlines  # the group it is in, to leave it when its call ends
+        self.units: list[_Unit] = []
+
+    def expire(self) -> None:
+        for unit in self.units:
+            if unit._future is not None:  # still running: it is cleared when a unit ends
+                unit.expire()
 
 
 class _ParallelCall(_Handlers):

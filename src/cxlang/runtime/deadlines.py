@@ -3,11 +3,12 @@
 A parallel call gives each handler it starts a deadline. Arming a loop timer per call and
 cancelling it when the call finishes in time (the common case) costs a timer handle, a heap
 push and, later, the loop's sweep of cancelled timers: more than the rest of a small call's
-bookkeeping. So a coordinator keeps one :class:`Deadlines`: running handlers are kept in
-groups by timeout (plain dicts, cheap to add to and remove from). The one timer is set for
-the earliest deadline of all and is not cancelled when handlers finish in time: when it fires,
-it expires what is due and sets itself for the next deadline, if there is one. Firing scans
-every running handler, but it fires about once per timeout, not per call.
+bookkeeping. So a coordinator keeps one :class:`Deadlines`: what has a deadline (a call's
+handlers started together, which share one) is kept in groups by timeout (plain dicts, cheap
+to add to and remove from). The one timer is set for the earliest deadline of all and is not
+cancelled when handlers finish in time: when it fires, it expires what is due and sets itself
+for the next deadline, if there is one. Firing scans every entry, but it fires about once per
+timeout, not per call.
 """
 
 from __future__ import annotations
