@@ -275,22 +275,6 @@ class _Branch(BranchOutcome):
         self._pending = handlers
         self._values: list[Any] | None = [None] * handlers if handlers > 1 else None
 
-    @staticmethod
-    def ended(unit: _Unit, value: Any, failure: Failure | None) -> _Branch:
-        """The outcome of the branch a unit stood for (see :class:`_Unit`), made when the unit
-        ended. Made without ``__init__``: this is once per branch."""
-        branch = _new_object(_Branch)
-        branch.name = unit.parameter
-        branch.value = value
-        branch.failure = failure
-        branch.started = unit._started
-        branch.attempts = 1  # and finished, set as it is finished
-        branch._event = unit.event
-        branch._handlers = 1
-        branch._pending = 0
-        branch._values = None
-        return branch
-
     def results(self) -> list[Any]:
         """Every handler's result (or :class:`Failure`), in subscription order."""
         if self._values is not None:
@@ -369,7 +353,18 @@ class _Unit(ExecutionContext):
             # Its result, recorded here rather than in a method, for the same reason.
             branch = self._branch
             if branch is None:
-                ended = call.branches[self._index] = _Branch.ended(self, value, None)
+                # The outcome of the branch it stood for, made without __init__: once a branch.
+                ended = _new_object(_Branch)
+                ended.name = self.parameter
+                ended.value = value
+                ended.failure = None
+                ended.started = self._started
+                ended.attempts = 1
+                ended._event = self.event
+                ended._handlers = 1
+                ended._pending = 0
+                ended._values = None
+                call.branches[self._index] = ended
                 call._finish_branch(ended)
             else:
                 if branch._values is None:
@@ -727,14 +722,14 @@ class _Handlers:
     def _record_failure(self, unit: _Unit, failure: Failure) -> None:
         """*unit* ended without a result (results are recorded by :meth:`_Unit.__call__`)."""
         branch = unit._branch
-        if branch is None:
-            branch = self.branches[unit._index] = _Branch.ended(unit, None, failure)
-        else:
-            if branch._values is not None:
-                branch._values[unit._index] = failure
-            if branch.failure is None:
-                branch.failure = failure
-            branch._pending -= 1
+        if branch is None:  # it stood for its branch, which it now leaves in its place
+            branch = self.branches[unit._index] = _Branch(unit.parameter, unit.event, 1)
+            branch.started = unit._started
+        if branch._values is not None:
+            branch._values[unit._index] = failure
+        if branch.failure is None:
+            branch.failure = failure
+        branch._pending -= 1
         if failure.exception is not None and isinstance(failure.exception, Exception):
             self._report(unit, failure.exception)
         if not branch._pending:
