@@ -44,7 +44,7 @@ from typing import Any, cast
 from .bus import EventBus
 from .context import ExecutionContext
 from .context import _current as _execution_context
-from .deadlines import Deadlines, Expiring
+from .deadlines import Deadlines
 from .eager import tasks_start_later
 from .errors import RuntimeClosed
 from .events import Event, ReadOnlyPayload, new_id
@@ -588,7 +588,9 @@ class _Handlers:
             if queue:
                 self.round_started = _monotonic()
                 if self.timeout != math.inf:
-                    timed = self._new_round().units
+                    started_now = _Round(self.deadlines, self.timeout, self.loop.time())
+                    self.rounds.append(started_now)
+                    timed = started_now.units
             started = self.round_started
             # On 3.11 an async def handler's task is made right here, without the two calls of
             # start_handler: nothing of it runs before the loop's next turn (tasks_start_later).
@@ -619,13 +621,6 @@ class _Handlers:
                     timed.append(unit)
         finally:
             self._pumping = False
-
-    def _new_round(self) -> _Round:
-        deadline = self.loop.time() + self.timeout
-        started = _Round(self.deadlines.group(self.timeout, deadline))
-        started.deadlines[started] = deadline
-        self.rounds.append(started)
-        return started
 
     def _slot_granted(self) -> None:
         self._granted_pending = False
@@ -819,8 +814,10 @@ class _Round:
 
     __slots__ = ("deadlines", "units")
 
-    def __init__(self, deadlines: dict[Expiring, float]) -> None:
-        self.deadlines = deadlines  # the group it is in, to leave it when its call ends
+    def __init__(self, deadlines: Deadlines, timeout: float, now: float) -> None:
+        deadline = now + timeout
+        self.deadlines = deadlines.group(timeout, deadline)  # to leave when its call ends
+        self.deadlines[self] = deadline
         self.units: list[_Unit] = []
 
     def expire(self) -> None:
