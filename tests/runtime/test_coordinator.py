@@ -454,6 +454,33 @@ async def test_task_bound_code_works_before_the_first_await(rt: cxlang.Runtime) 
     assert seen == {"parallel": True, "bus": True}
 
 
+
+async def test_an_applications_task_factory_makes_the_handlers_tasks(rt: cxlang.Runtime) -> None:
+    # Without a factory the coordinator makes these tasks itself on 3.11; with one, the
+    # application's factory (tracing, say) must see every task, in calls and on the bus.
+    loop = asyncio.get_running_loop()
+    made: list[asyncio.Task[Any]] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        made.append(task)
+        return task
+
+    @rt.on("traced.work")
+    async def traced(event: cxlang.Event) -> bool:
+        await asyncio.sleep(0)
+        return asyncio.current_task() in made
+
+    loop.set_task_factory(factory)
+    try:
+        res = await rt.parallel({f"p{i}": "traced.work" for i in range(3)})
+        rt.emit("traced.work")
+        await rt.run_until_idle()
+    finally:
+        loop.set_task_factory(None)
+    assert res.results == {"p0": True, "p1": True, "p2": True}
+    assert len(made) == 4, "three branches and one handler on the bus"
+
 async def test_inline_coroutines_start_without_a_task(rt: cxlang.Runtime) -> None:
     tasks: list[asyncio.Task[Any] | None] = []
 
