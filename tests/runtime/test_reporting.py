@@ -112,6 +112,30 @@ async def test_deadlines_of_calls_that_finished_in_time_do_not_fire(rt: cxlang.R
     assert res.failures == {}
 
 
+async def test_a_branch_started_later_keeps_its_own_deadline(rt: cxlang.Runtime) -> None:
+    # One at a time: each branch starts in a round of its own, after the one before ends. The
+    # first round's deadline passes while the second branch runs: it must not be cut short.
+    @rt.on("turn.take")
+    async def take(event: cxlang.Event) -> str:
+        await asyncio.sleep(0.5)
+        return "done"
+
+    @rt.on("turn.hang")
+    async def hang(event: cxlang.Event) -> str:
+        await asyncio.sleep(30)
+        return "never"
+
+    res = await asyncio.wait_for(rt.parallel(
+        {"first": "turn.take", "second": "turn.take", "third": "turn.hang"},
+        timeout=0.8, max_concurrency=1), 20)
+    assert res.results == {"first": "done", "second": "done"}
+    assert res.failures["third"].kind == "timeout"
+    timings = res.timings
+    assert timings["second"].finished - timings["first"].started > 0.8, \
+        "the second branch ran past the first round's deadline"
+    assert timings["third"].finished - timings["third"].started >= 0.8
+
+
 def test_one_runtime_keeps_deadlines_on_a_second_loop() -> None:
     rt = cxlang.Runtime()
 
