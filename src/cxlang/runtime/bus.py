@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -45,6 +46,7 @@ message (:attr:`EventBus.describe_failure`)."""
 SYSTEM_ERROR = "system.error"
 # Bound C functions: a Python call less on every emit.
 _get_running_loop = asyncio.events._get_running_loop
+_thread_ident = threading.get_ident
 _current_context = _execution_context.get
 _DRAIN_BATCH = 2048  # events per loop iteration, so a flood of events cannot starve the loop
 
@@ -90,6 +92,9 @@ class EventBus:
         self._queue: deque[Event] = deque()
         self._running: dict[_HandlerRun, Running] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The thread _loop was last seen running on. An emit there needs no other test: asking
+        # asyncio for the running loop costs a system call (getpid) whenever one runs.
+        self._loop_thread: int | None = None
         self._drain_scheduled = False
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         self._idle_waiters: list[asyncio.Future[None]] = []
@@ -189,8 +194,8 @@ class EventBus:
         if name not in _valid_names:
             _check_name(name)
         event = self.make_event(name, payload)
-        if _get_running_loop() is None and (loop := self._loop) is not None and \
-                loop.is_running():
+        if _thread_ident() != self._loop_thread and _get_running_loop() is None and \
+                (loop := self._loop) is not None and loop.is_running():
             self._emit_from_thread(loop, event)
             return event
         self.enqueue(event)
@@ -228,8 +233,8 @@ class EventBus:
 
     def use_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop the bus runs on, known before its first emit (a parallel call's thread
-        handlers may emit before anything else did)."""
-        self._loop = loop
+        handlers may emit before anything else did); called on that loop's thread."""
+        self._loop, self._loop_thread = loop, _thread_ident()
 
     async def emit_async(self, name: str, payload: dict[str, Any] | None = None) -> Event:
         """Queue an event, waiting for room while the queue is at its bound (backpressure)."""
@@ -271,7 +276,7 @@ class EventBus:
         loop = _get_running_loop()
         if loop is None or self._drain_scheduled:
             return  # nothing runs yet: run_until_idle() starts the drain
-        self._loop = loop
+        self._loop, self._loop_thread = loop, _thread_ident()
         self._drain_scheduled = True
         loop.call_soon(self._drain)
 
