@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import pickle
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["HandlerPool"]
 
-_get_running_loop = asyncio.events._get_running_loop  # a C function: no Python call per handler
+_get_running_loop = asyncio.events._get_running_loop
+_thread_ident = threading.get_ident  # C functions: no Python call per handler
 
 
 class HandlerPool:
@@ -109,11 +111,17 @@ class HandlerPool:
         """Run ``call(sub, event, execution)`` on one of the pool's threads, in *context*;
         *finished* hears how it ends."""
         lane = self._lane
-        if lane is None or lane.loop is not _get_running_loop():
-            lane = self._new_lane()
+        # The lane's loop, running on the thread that made the lane, is the running loop here.
+        # Asking asyncio for the running loop instead costs a system call (getpid) per handler.
+        if lane is None or lane.thread != _thread_ident() or not lane.loop.is_running():
+            lane = self._lane_of_running_loop()
         return lane.run(context, call, sub, event, execution, finished)
 
-    def _new_lane(self) -> ThreadLane:
+    def _lane_of_running_loop(self) -> ThreadLane:
+        lane = self._lane
+        if lane is not None and lane.loop is _get_running_loop():
+            lane.thread = _thread_ident()  # the same loop, run again on another thread
+            return lane
         if self._closed:
             raise RuntimeClosed("cannot start a thread handler: the runtime is closed")
         if self._threads is None:

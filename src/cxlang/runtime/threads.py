@@ -149,6 +149,7 @@ class ThreadLane:
 
     def __init__(self, executor: Executor, max_threads: int) -> None:
         self.loop = asyncio.get_running_loop()
+        self.thread = threading.get_ident()  # the thread its loop runs on
         self.lock = threading.Lock()
         self._executor = executor
         self.max_threads = max_threads
