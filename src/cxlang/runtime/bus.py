@@ -452,8 +452,9 @@ class EventBus:
                                       isinstance(error, asyncio.CancelledError)):
             self.report_failure(handler.event, handler._sub, error)
         if handler._running:  # it ended after the drain that started it
-            del self._running[handler]
-            if self._idle_waiters:  # tested here: this runs once per handler of a thread
+            running = self._running
+            del running[handler]
+            if not running and self._idle_waiters:  # idle can only come with the last end
                 self._check_idle()
 
 
