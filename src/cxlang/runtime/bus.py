@@ -313,7 +313,7 @@ class EventBus:
                         else observer.start_handler(sub, event, handler, pool, handler)
                 except BaseException as exc:  # it failed at once, CancelledError included
                     handler._ended = True
-                    self._handler_ended(handler, exc)
+                    self._handler_failed(handler, exc)
                     if isinstance(exc, KeyboardInterrupt | SystemExit):
                         raise  # as asyncio does: they stop the loop
                     continue
@@ -447,15 +447,9 @@ class EventBus:
         for listener in self.limit_listeners:
             listener(exc)
 
-    def _handler_ended(self, handler: _HandlerRun, error: BaseException | None) -> None:
-        if error is not None and not (handler.cancelled and
-                                      isinstance(error, asyncio.CancelledError)):
+    def _handler_failed(self, handler: _HandlerRun, error: BaseException) -> None:
+        if not (handler.cancelled and isinstance(error, asyncio.CancelledError)):
             self.report_failure(handler.event, handler._sub, error)
-        if handler._running:  # it ended after the drain that started it
-            running = self._running
-            del running[handler]
-            if not running and self._idle_waiters:  # idle can only come with the last end
-                self._check_idle()
 
 
 def _bound(name: str, value: int | None) -> int:
@@ -491,8 +485,14 @@ class _HandlerRun(ExecutionContext):
         if self._ended:
             return  # after a cancel a second report can come; the first one counts
         self._ended = True
-        if error is not None or self._running:  # not the common case: done, fine, at once
-            self._bus._handler_ended(self, error)
+        if error is not None:
+            self._bus._handler_failed(self, error)
+        if self._running:  # it ended after the drain that started it: out of the bus's table
+            bus = self._bus
+            running = bus._running
+            del running[self]
+            if not running and bus._idle_waiters:  # idle can only come with the last end
+                bus._check_idle()
 
     def cancel(self, future: Running) -> None:
         self.cancelled = True
