@@ -168,6 +168,46 @@ async def test_sync_handlers_run_in_threads_and_may_emit(rt: cxlang.Runtime) -> 
     assert got == ["thread"]
 
 
+async def test_an_emit_from_a_thread_of_the_programs_own_waits_for_the_loop_to_queue_it(
+    rt: cxlang.Runtime,
+) -> None:
+    got: list[str] = []
+    rt.on("side.thread", lambda event: got.append(threading.current_thread().name),
+          inline=True)
+    rt.emit("side.first")  # the bus has now seen its loop, on this thread
+    await rt.run_until_idle()
+    returned = threading.Event()
+
+    def emit_there() -> None:
+        rt.emit("side.thread")
+        returned.set()
+
+    thread = threading.Thread(target=emit_there)
+    thread.start()
+    # The loop is blocked here, so the emit cannot be queued: it must not return meanwhile.
+    returned_while_blocked = returned.wait(0.3)
+    await asyncio.to_thread(thread.join, 10)
+    await rt.run_until_idle()
+    assert not returned_while_blocked
+    assert got == [threading.current_thread().name]
+
+
+def test_an_emit_on_the_loops_thread_after_its_loop_ended_is_queued_for_the_next() -> None:
+    rt = cxlang.Runtime()
+    got: list[int] = []
+    rt.on("later.one", lambda event: got.append(event.payload["n"]), inline=True)
+
+    async def first() -> None:
+        rt.emit("later.one", {"n": 1})
+        await rt.run_until_idle()
+
+    asyncio.run(first())
+    rt.emit("later.one", {"n": 2})  # no loop runs: queued as it is
+    asyncio.run(rt.run_until_idle())
+    asyncio.run(rt.aclose())
+    assert got == [1, 2]
+
+
 async def test_unsubscribe(rt: cxlang.Runtime) -> None:
     calls: list[str] = []
 
