@@ -93,7 +93,8 @@ class EventBus:
         self._running: dict[_HandlerRun, Running] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         # The thread _loop was last seen running on. An emit there needs no other test: asking
-        # asyncio for the running loop costs a system call (getpid) whenever one runs.
+        # asyncio for the running loop costs a system call (getpid) whenever one runs. A loop
+        # run again on another thread is seen there when it next schedules a drain.
         self._loop_thread: int | None = None
         self._drain_scheduled = False
         self._room_waiters: deque[asyncio.Future[None]] = deque()

@@ -118,6 +118,8 @@ class HandlerPool:
         return lane.run(context, call, sub, event, execution, finished)
 
     def _lane_of_running_loop(self) -> ThreadLane:
+        """The running loop's lane: the current one if that loop now runs on another thread,
+        else a new one (a new loop)."""
         lane = self._lane
         if lane is not None and lane.loop is _get_running_loop():
             lane.thread = _thread_ident()  # the same loop, run again on another thread
