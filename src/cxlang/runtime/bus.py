@@ -21,9 +21,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .context import ExecutionContext
 from .context import _current as _execution_context
+from .eager import tasks_start_later
 from .errors import QueueFull, RuntimeClosed
 from .events import Event, EventPattern, check_event_name
-from .handlers import Handler, Running, Subscription, cancel_handler, classify, start_handler
+from .handlers import (
+    Handler,
+    HandlerKind,
+    Running,
+    Subscription,
+    cancel_handler,
+    classify,
+    run_and_report,
+    start_handler,
+)
 from .limits import NO_LIMIT, LimitExceeded
 from .outcomes import Failure, describe
 from .pool import HandlerPool
@@ -48,6 +58,8 @@ SYSTEM_ERROR = "system.error"
 _get_running_loop = asyncio.events._get_running_loop
 _thread_ident = threading.get_ident
 _current_context = _execution_context.get
+_Task = asyncio.Task
+_TASK = HandlerKind.TASK
 _DRAIN_BATCH = 2048  # events per loop iteration, so a flood of events cannot starve the loop
 
 logger = logging.getLogger("cxlang.bus")
@@ -298,6 +310,10 @@ class EventBus:
                 self._too_many(queue[0])
                 return
         batch = budget
+        # On 3.11 an async def handler's task is made right here, without the two calls of
+        # start_handler: nothing of it runs before the loop's next turn (tasks_start_later).
+        loop = self._loop
+        tasks_here = observer is None and loop is not None and tasks_start_later(loop)
         while queue and budget:
             budget -= 1
             event = queue.popleft()
@@ -308,6 +324,11 @@ class EventBus:
                 observer.dispatching(event, len(subs))
             for sub in subs:
                 handler = _HandlerRun(self, event, sub)
+                if tasks_here and sub.kind is _TASK:
+                    handler._running = True
+                    self._running[handler] = _Task(
+                        run_and_report(sub.callback, event, handler, handler), loop=loop)
+                    continue
                 try:
                     future = start_handler(sub, event, handler, pool, handler) \
                         if observer is None \
