@@ -312,8 +312,8 @@ class EventBus:
         batch = budget
         # On 3.11 an async def handler's task is made right here, without the two calls of
         # start_handler: nothing of it runs before the loop's next turn (tasks_start_later).
-        loop = self._loop
-        tasks_here = observer is None and loop is not None and tasks_start_later(loop)
+        loop = asyncio.get_running_loop()  # once a drain, not a handler: it costs a system call
+        tasks_here = observer is None and tasks_start_later(loop)
         while queue and budget:
             budget -= 1
             event = queue.popleft()
@@ -330,9 +330,9 @@ class EventBus:
                         run_and_report(sub.callback, event, handler, handler), loop=loop)
                     continue
                 try:
-                    future = start_handler(sub, event, handler, pool, handler) \
+                    future = start_handler(sub, event, handler, pool, handler, loop) \
                         if observer is None \
-                        else observer.start_handler(sub, event, handler, pool, handler)
+                        else observer.start_handler(sub, event, handler, pool, handler, loop)
                 except BaseException as exc:  # it failed at once, CancelledError included
                     handler._ended = True
                     self._handler_failed(handler, exc)

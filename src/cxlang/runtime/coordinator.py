@@ -633,9 +633,9 @@ class _Handlers:
         coordinator = self.coordinator
         coordinator._first_steps += 1
         try:
-            future = start_handler(unit._sub, unit.event, unit, self.pool, unit) \
-                if self.observer is None \
-                else self.observer.start_handler(unit._sub, unit.event, unit, self.pool, unit)
+            future = start_handler(unit._sub, unit.event, unit, self.pool, unit, self.loop) \
+                if self.observer is None else self.observer.start_handler(
+                    unit._sub, unit.event, unit, self.pool, unit, self.loop)
         except BaseException as exc:  # it failed at once, CancelledError included
             unit(None, exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):

@@ -30,7 +30,6 @@ from typing import Any
 __all__ = ["continue_in_task", "start_in_task", "tasks_start_later"]
 
 _Task = asyncio.Task
-_get_running_loop = asyncio.get_running_loop
 _CancelledError = asyncio.CancelledError
 _EAGER_TASKS = sys.version_info >= (3, 12)  # asyncio.Task(..., eager_start=True)
 
@@ -38,12 +37,15 @@ AnyCoroutine = Coroutine[Any, Any, Any]
 Report = Callable[[Any, "BaseException | None"], None]
 
 
-def start_in_task(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """A task of its own for *coro*, eagerly started where Python can (see the docstring).
+def start_in_task(
+    coro: Coroutine[Any, Any, None], loop: asyncio.AbstractEventLoop
+) -> asyncio.Task[None]:
+    """A task of its own for *coro* on *loop*, the running loop, eagerly started where Python
+    can (see the docstring).
 
-    The task copies the current context. It may come back already done.
+    The task copies the current context. It may come back already done. The caller names the
+    loop: asking asyncio for it costs a system call on 3.11 (``getpid``), once per handler.
     """
-    loop = _get_running_loop()
     if loop.get_task_factory() is not None:
         return loop.create_task(coro)  # the application's own tasks (instrumented, say)
     if sys.version_info >= (3, 12):
@@ -63,10 +65,11 @@ def tasks_start_later(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 def continue_in_task(
-    coro: AnyCoroutine, pending: Any, finished: Report, context: Context
+    coro: AnyCoroutine, pending: Any, finished: Report, context: Context,
+    loop: asyncio.AbstractEventLoop,
 ) -> asyncio.Task[None]:
-    """A task for the rest of *coro*, stepped once without a task until it yielded *pending*;
-    *finished* hears how it ends. Runs in *context*.
+    """A task on *loop*, the running loop, for the rest of *coro*, stepped once without a task
+    until it yielded *pending*; *finished* hears how it ends. Runs in *context*.
 
     Never eagerly started: a handler that yielded to the loop (``sleep(0)``) goes on only
     after the loop has gone round.
@@ -80,7 +83,6 @@ def continue_in_task(
     # (GeneratorExit) instead of cancelled: its ``except CancelledError`` skipped, awaits in
     # its ``finally`` refused, nested calls left running.
     rest.send(None)
-    loop = _get_running_loop()
     if loop.get_task_factory() is not None:
         return loop.create_task(rest, context=context)
     return _Task(rest, loop=loop, context=context)

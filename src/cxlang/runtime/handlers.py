@@ -127,8 +127,10 @@ def start_handler(
     context: ExecutionContext,
     pool: HandlerPool,
     finished: Finished,
+    loop: asyncio.AbstractEventLoop,
 ) -> Running | None:
-    """Start *sub* on *event* and tell *finished* how it ends, perhaps before this returns.
+    """Start *sub* on *event* and tell *finished* how it ends, perhaps before this returns;
+    *loop* is the running loop (the caller knows it; asyncio asks the system for it).
 
     Returns what to cancel (with :func:`cancel_handler`) while the handler runs, or ``None`` if
     it has already ended. A coroutine handler reports from inside its own task, the moment it
@@ -146,9 +148,9 @@ def start_handler(
         if coro is None:
             finished(step, None)  # it returned in its first step
             return None
-        return continue_in_task(coro, step, finished, ctx)
+        return continue_in_task(coro, step, finished, ctx, loop)
     if kind is _TASK:
-        task = start_in_task(run_and_report(sub.callback, event, context, finished))
+        task = start_in_task(run_and_report(sub.callback, event, context, finished), loop)
         return None if task.done() else task  # an eager task (3.12+) that finished at once
     if kind is _INLINE:
         value = copy_context().run(_call, sub.callback, event, context)

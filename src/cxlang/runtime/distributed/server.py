@@ -91,7 +91,8 @@ class CallServer:
             return
         sub = subs[call.handler]
         context = ExecutionContext(sub.entity, call.execution_id, call.parameter, call.event)
-        ended: Ended = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        ended: Ended = loop.create_future()
 
         def report(value: Any, error: BaseException | None) -> None:
             if not ended.done():
@@ -100,16 +101,16 @@ class CallServer:
         handler = None
         try:
             observer = self.bus.observer
-            handler = start_handler(sub, call.event, context, self.bus.pool, report) \
+            handler = start_handler(sub, call.event, context, self.bus.pool, report, loop) \
                 if observer is None else observer.start_handler(
-                    sub, call.event, context, self.bus.pool, report, remote=call.trace or None)
+                    sub, call.event, context, self.bus.pool, report, loop,
+                    remote=call.trace or None)
         except (Exception, asyncio.CancelledError) as exc:
             report(None, exc)
         if handler is None or ended.done():
             answer.lines.append(self._line(unit, call, sub, *ended.result()))
             return
-        task = asyncio.get_running_loop().create_task(
-            self._finish(answer, unit, call, sub, handler, ended))
+        task = loop.create_task(self._finish(answer, unit, call, sub, handler, ended))
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 

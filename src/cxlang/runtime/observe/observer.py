@@ -138,6 +138,7 @@ class Observer:
         context: ExecutionContext,
         pool: HandlerPool,
         finished: Finished,
+        loop: asyncio.AbstractEventLoop,
         remote: Mapping[str, str] | None = None,
     ) -> Running | None:
         """:func:`~cxlang.runtime.handlers.start_handler` inside a handler span.
@@ -166,7 +167,7 @@ class Observer:
         entered = None if self.propagator is None else self.propagator.enter(span)
         end = _SpanEnd(self, span, event, finished)
         try:
-            running = start_handler(sub, event, context, pool, end)
+            running = start_handler(sub, event, context, pool, end, loop)
             if isinstance(running, asyncio.Future):
                 # A task cancelled before its first step never reports from inside: its
                 # span ends with the task.
