@@ -319,7 +319,7 @@ class EventBus:
             event = queue.popleft()
             subs = dispatch.get(event.name)
             if subs is None:
-                subs = self.handlers_for(event.name)
+                subs = self._subscriptions.reaching(event.name)
             if observer is not None:
                 observer.dispatching(event, len(subs))
             for sub in subs:

@@ -56,16 +56,15 @@ class SubscriptionTable:
         return len(self._order)
 
     def reaching(self, name: str) -> tuple[Subscription, ...]:
-        """The subscriptions an event called *name* reaches, in subscription order (cached)."""
-        subs = self.reached.get(name)
-        if subs is None:
-            exact = self._exact.get(name, ())
-            wild = [s for s in self._wildcards if s.pattern.matches(name)]
-            if not wild:
-                subs = tuple(exact)
-            elif not exact:
-                subs = tuple(wild)
-            else:
-                subs = tuple(sorted((*exact, *wild), key=self._order.__getitem__))
-            self.reached[name] = subs
+        """The subscriptions an event called *name* reaches, in subscription order, worked out
+        and kept in :attr:`reached`, where callers look first."""
+        exact = self._exact.get(name, ())
+        wild = [s for s in self._wildcards if s.pattern.matches(name)]
+        if not wild:
+            subs = tuple(exact)
+        elif not exact:
+            subs = tuple(wild)
+        else:
+            subs = tuple(sorted((*exact, *wild), key=self._order.__getitem__))
+        self.reached[name] = subs
         return subs
